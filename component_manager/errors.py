@@ -1,0 +1,212 @@
+"""Every error component_manager raises, in one tree.
+
+    CmError                      base; ``str(e)`` is the one line a user sees
+    ├── ManifestError            a manifest is invalid: ``problems`` lists every one found
+    ├── CompiledManifestError    a ``.cm`` is truncated, tampered with or of another version
+    ├── MonikerError             a moniker or child name does not parse
+    ├── UrlError                 a component URL is malformed or names nothing
+    ├── InstanceNotFound         no instance at that moniker
+    ├── CollectionNotFound       the parent has no collection of that name
+    ├── InstanceAlreadyExists    a child of that name already exists
+    ├── InvalidTransition        a state change the transition table forbids
+    ├── InvalidRequest           a well-formed request that makes no sense here
+    │                            (destroy a static child, start a destroyed instance)
+    ├── StartError               a program could not be started (runner, timeout, config)
+    ├── RouteError               a capability route is broken: carries the hops and where
+    ├── ConfigError              a config value is missing or of the wrong type
+    ├── StorageError             an instance storage area cannot be created or opened
+    ├── AccessDenied             a caller lacks the grant or the routed capability
+    └── ManagerNotRunning        (client side) nothing answers at the state directory
+
+Every error carries its context (moniker, url, file, key) as attributes so that callers can
+act on it without parsing the message. ``api/status.py`` maps the tree to gRPC status codes
+in one table; the CLI maps gRPC codes to exit codes in one table.
+
+Example::
+
+    try:
+        model.find("/core/missing")
+    except InstanceNotFound as e:
+        e.moniker   # "/core/missing"
+        str(e)      # "instance '/core/missing' not found"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "AccessDenied",
+    "CmError",
+    "CollectionNotFound",
+    "CompiledManifestError",
+    "ConfigError",
+    "InstanceAlreadyExists",
+    "InstanceNotFound",
+    "InvalidRequest",
+    "InvalidTransition",
+    "ManagerNotRunning",
+    "ManifestError",
+    "MonikerError",
+    "Problem",
+    "RouteError",
+    "StartError",
+    "StorageError",
+    "UrlError",
+]
+
+
+class CmError(Exception):
+    """Base of every component_manager error. ``str(e)`` is one line for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a manifest, at a place: ``file:line: key.path: message``.
+
+    ``line`` and ``column`` are 1-based; 0 means the whole file (for example an include
+    that cannot be found is reported at the ``include`` key's line, a missing file at 0).
+    """
+
+    file: str
+    line: int
+    key_path: str
+    message: str
+    column: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.column and not self.key_path:
+            where += f":{self.column}"
+        return f"{where}: {self.key_path}: {self.message}" if self.key_path else f"{where}: {self.message}"
+
+
+class ManifestError(CmError):
+    """A manifest is invalid. ``problems`` holds every problem found, in file order."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class CompiledManifestError(CmError):
+    """A compiled ``.cm`` cannot be trusted: truncated, tampered with, or not a manifest."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class MonikerError(CmError):
+    """A moniker or child name does not parse."""
+
+    def __init__(self, text: str, reason: str):
+        self.text = text
+        self.reason = reason
+        super().__init__(f"invalid moniker {text!r}: {reason}")
+
+
+class UrlError(CmError):
+    """A component URL is malformed, or resolves to nothing."""
+
+    def __init__(self, url: str, reason: str, moniker: str | None = None):
+        self.url = url
+        self.reason = reason
+        self.moniker = moniker
+        where = f" (for {moniker})" if moniker else ""
+        super().__init__(f"cannot resolve {url!r}{where}: {reason}")
+
+
+class InstanceNotFound(CmError):
+    def __init__(self, moniker: str):
+        self.moniker = moniker
+        super().__init__(f"instance '{moniker}' not found")
+
+
+class CollectionNotFound(CmError):
+    def __init__(self, moniker: str, collection: str):
+        self.moniker = moniker
+        self.collection = collection
+        super().__init__(f"instance '{moniker}' has no collection '{collection}'")
+
+
+class InstanceAlreadyExists(CmError):
+    def __init__(self, moniker: str):
+        self.moniker = moniker
+        super().__init__(f"instance '{moniker}' already exists")
+
+
+class InvalidTransition(CmError):
+    """The transition table forbids moving ``moniker`` from ``current`` to ``target``."""
+
+    def __init__(self, moniker: str, current: str, target: str):
+        self.moniker = moniker
+        self.current = current
+        self.target = target
+        super().__init__(f"instance '{moniker}' cannot go from {current} to {target}")
+
+
+class InvalidRequest(CmError):
+    def __init__(self, moniker: str, reason: str):
+        self.moniker = moniker
+        self.reason = reason
+        super().__init__(f"instance '{moniker}': {reason}")
+
+
+class StartError(CmError):
+    def __init__(self, moniker: str, reason: str):
+        self.moniker = moniker
+        self.reason = reason
+        super().__init__(f"cannot start '{moniker}': {reason}")
+
+
+class RouteError(CmError):
+    """A route is broken. ``hops`` are the steps walked, ``reason`` says what broke where.
+
+    Example message: "'echo.Echo' used by '/app/client': offered by '/app' from '#server',
+    but '/app/server' does not expose it".
+    """
+
+    def __init__(self, moniker: str, capability: str, hops: list[str], reason: str):
+        self.moniker = moniker
+        self.capability = capability
+        self.hops = hops
+        self.reason = reason
+        super().__init__(f"'{capability}' used by '{moniker}': {reason}")
+
+
+class ConfigError(CmError):
+    def __init__(self, moniker: str, key: str, reason: str):
+        self.moniker = moniker
+        self.key = key
+        self.reason = reason
+        super().__init__(f"config of '{moniker}': {key}: {reason}")
+
+
+class StorageError(CmError):
+    def __init__(self, moniker: str, storage: str, reason: str):
+        self.moniker = moniker
+        self.storage = storage
+        self.reason = reason
+        super().__init__(f"storage '{storage}' of '{moniker}': {reason}")
+
+
+class AccessDenied(CmError):
+    def __init__(self, reason: str, moniker: str | None = None):
+        self.moniker = moniker
+        self.reason = reason
+        super().__init__(f"access denied: {reason}" + (f" (for '{moniker}')" if moniker else ""))
+
+
+class ManagerNotRunning(CmError):
+    def __init__(self, state_dir: str):
+        self.state_dir = state_dir
+        super().__init__(f"no manager is running at {state_dir} (start one with `cm manager run`)")

@@ -1,0 +1,83 @@
+"""The runner protocol: how the manager launches a program and learns that it ended.
+
+A runner turns a LaunchSpec into a running Program. The stop protocol itself (OnStop, then
+SIGTERM, then SIGKILL) lives in ``actions/stop.py``; a runner only gives it the primitives:
+``signal_group`` and ``wait``. Every program runs in its own process group so that one signal
+reaches everything it spawned.
+
+Example::
+
+    program = await RUNNERS["python"].launch(spec)
+    ...
+    program.signal_group(signal.SIGTERM)
+    status = await program.wait()     # ExitStatus(exit_code=0, signal=None)
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..manifest.decl import ProgramDecl
+from .startup import StartupInfo
+
+__all__ = ["ExitStatus", "LaunchSpec", "Program", "ProcessIdentity", "Runner"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a program ended: by itself with ``exit_code``, or by ``signal``."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+
+    @property
+    def signal_name(self) -> str:
+        return _signal.Signals(self.signal).name if self.signal else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """A process as the kernel knows it across our own restarts: a bare pid can be reused,
+    (pid, start time in clock ticks since boot, boot id) cannot. ``pgid`` is its group."""
+
+    pid: int
+    pgid: int
+    start_ticks: int
+    boot_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    moniker: str
+    instance_id: str
+    program: ProgramDecl
+    package_dir: Path  # where the component came from: module search root, binary base dir
+    log_path: Path  # stdout and stderr are appended here
+    startup: StartupInfo
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+class Program(Protocol):
+    """A launched program. ``identity`` is None for an in-process (inproc) program."""
+
+    pid: int
+    identity: ProcessIdentity | None
+
+    async def wait(self) -> ExitStatus:
+        """Wait until the program has ended; safe to call many times and concurrently."""
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the program's whole process group; no error if it is gone."""
+
+    @property
+    def exited(self) -> bool: ...
+
+
+class Runner(Protocol):
+    name: str
+
+    async def launch(self, spec: LaunchSpec) -> Program:
+        """Start the program. Raises StartError (with the moniker) if it cannot be spawned."""

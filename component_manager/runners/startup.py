@@ -1,0 +1,55 @@
+"""Startup info: what the manager hands a program when it starts it.
+
+The manager writes it as one JSON object into a pipe whose read end the program inherits;
+the environment variable ``CM_STARTUP_FD`` names that descriptor. A pipe, not environment
+variables, because the grant key and the token are secrets and ``/proc/PID/environ`` is
+readable by every process of the same user for the program's whole life. The SDK reads it
+once (``StartupInfo.from_inherited_fd()``) and closes the descriptor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+__all__ = ["ENV_STARTUP_FD", "StartupInfo"]
+
+ENV_STARTUP_FD = "CM_STARTUP_FD"
+
+
+@dataclass(frozen=True)
+class StartupInfo:
+    moniker: str
+    instance_id: str
+    component_address: str  # gRPC target of the manager's ComponentRuntime, "unix:/..."
+    token: str  # send as metadata cm-token on every ComponentRuntime call
+    serve_address: str = ""  # where to serve the protocols this component declares
+    grant_key: str = ""  # hex; verify cm-grant metadata of incoming calls with it
+    protocols: tuple[str, ...] = ()  # protocol capabilities this component declares
+    storage: dict[str, str] = field(default_factory=dict)  # used storage name -> LMDB dir
+    stop_event: str = "none"
+    ready: str = "spawned"
+    idle_timeout_ms: int = 0
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> StartupInfo:
+        raw = json.loads(data)
+        raw["protocols"] = tuple(raw.get("protocols", ()))
+        return cls(**raw)
+
+    @classmethod
+    def from_inherited_fd(cls, environ=os.environ) -> StartupInfo:
+        """Read the startup info the manager passed. Raises RuntimeError outside a manager."""
+        fd_text = environ.get(ENV_STARTUP_FD)
+        if not fd_text:
+            raise RuntimeError(f"not started by a component manager ({ENV_STARTUP_FD} is not set)")
+        fd = int(fd_text)
+        chunks = []
+        with os.fdopen(fd, "rb") as pipe:
+            while chunk := pipe.read(65536):
+                chunks.append(chunk)
+        return cls.from_json(b"".join(chunks))
