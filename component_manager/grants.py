@@ -2,7 +2,7 @@
 
 When the manager answers a Connect, it gives the client a grant for that route: the client's
 moniker, the capability's name at the provider, and an HMAC-SHA256 of both under a key the
-manager made for that one run of the provider. The client sends it as ``cm-grant`` metadata
+manager made for that one run of the provider. The client sends it as ``cm-grant-bin`` metadata
 on every call; the provider's SDK checks it. A grant is refused when it was made for another
 capability, was forged, or was made for an earlier run of the provider (a new run, a new key).
 
@@ -24,7 +24,7 @@ from .errors import AccessDenied
 
 __all__ = ["GRANT_METADATA", "MANAGER_CLIENT", "issue", "new_key", "verify"]
 
-GRANT_METADATA = "cm-grant"
+GRANT_METADATA = "cm-grant-bin"  # binary metadata keys must end in -bin
 MANAGER_CLIENT = "<manager>"  # the client name of the manager's own calls (OnStop)
 _SEP = b"\x00"
 

@@ -1,0 +1,31 @@
+"""The component author's API: a running program's context, given by its manager.
+
+Example (a whole component)::
+
+    from component_manager import sdk
+
+    async def echo(request: bytes, context) -> bytes:
+        return b"hello: " + request
+
+    async def main(ctx: sdk.ComponentContext):
+        ctx.serve_unary("echo.Echo", "Echo", echo)   # raw bytes, no codegen needed
+        ctx.on_stop(flush)                           # await flush(reason) on OnStop / idle
+        db = ctx.storage("data")                     # lmdb.Environment of this instance
+        cfg = await ctx.config()                     # read-only mapping
+        await ctx.serving()                          # serve, then tell the manager
+        await ctx.wait_for_stop()                    # after OnStop or an accepted idle stop
+
+    sdk.run(main)                                    # exits 0, or 1 if main raised
+
+Clients: ``channel = await ctx.connect("echo.Echo")`` gives a ``grpc.aio.Channel`` that sends
+the manager's grant on every call. Calls that arrive without a valid grant for the called
+service are refused with PERMISSION_DENIED before any handler runs. Inside a handler,
+``sdk.current_client()`` is the caller's moniker.
+"""
+
+from __future__ import annotations
+
+from ._context import ComponentContext, run, run_async
+from ._server import current_client
+
+__all__ = ["ComponentContext", "current_client", "run", "run_async"]

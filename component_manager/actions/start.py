@@ -1,0 +1,184 @@
+"""Start: run an instance's program and wait until it is serving.
+
+In order: resolve; check config; create storage areas on first use; run pre_start hooks;
+launch the program through its runner (its startup info carries a fresh token and grant
+key, so grants and tokens of an earlier run stop working); wait until it reports serving
+(or, for ``ready: spawned``, until it exists) within ``start_timeout``; record the start
+reason. Eager children are started afterwards, outside this action, so a child that asks
+its parent for a capability while starting does not wait on its own start.
+
+A start that fails, times out or is aborted by a stop kills what it launched and records a
+``start_failed`` stop, so nothing half-started stays behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+
+from ..errors import CmError, InvalidRequest, RouteError, StartError, StorageError
+from ..grants import new_key
+from ..model import persist
+from ..model.config import config_values
+from ..model.instance import Run
+from ..model.reasons import START_EAGER
+from ..model.states import State, transition
+from ..runners import get_runner
+from ..runners.base import LaunchSpec
+from ..runners.startup import StartupInfo
+from .set import ActionKind
+
+log = logging.getLogger("component_manager.actions")
+
+__all__ = ["start"]
+
+
+async def start(model, inst, reason: str) -> bool:
+    """Start ``inst``; join a start in flight. Returns True if it was already running.
+
+    Raises StartError, ConfigError, UrlError (resolution), InvalidRequest (shut down).
+    """
+    was_running = await inst.actions.register(ActionKind.START, lambda: _start(model, inst, reason))
+    if not was_running:
+        _start_eager_children(model, inst)
+    return was_running
+
+
+async def _start(model, inst, reason: str) -> bool:
+    if inst.state is State.STARTED:
+        return True
+    if inst.state in (State.SHUTDOWN, State.DESTROYED):
+        raise InvalidRequest(str(inst.moniker), f"is {inst.state.value}; it cannot start again")
+    if inst.parent is not None and inst.parent.state is not State.STARTED:
+        await model.start(inst.parent, f"parent of '{inst.moniker}', which is starting")
+    model.resolve(inst)
+    if inst.decl.program is None:
+        inst.run = Run(token="", grant_key=b"", serve_address="", start_reason=reason)
+        transition(inst, State.STARTED)  # resolved -> started
+        model.record_start(inst, reason, 0)
+        return False
+    config = config_values(model, inst)
+    storage = _prepare_storage(model, inst)
+    for hook in model.pre_start_hooks:
+        await hook(inst)
+    await _launch(model, inst, reason, storage, config)
+    return False
+
+
+def _prepare_storage(model, inst) -> dict[str, str]:
+    from ..routing.route import route_use
+
+    paths = {}
+    for use in inst.decl.uses:
+        if use.kind != "storage":
+            continue
+        try:
+            result = route_use(model.view, inst.moniker, use)
+        except RouteError as e:
+            raise StartError(str(inst.moniker), str(e)) from None
+        if result.status != "ok":
+            continue
+        try:
+            paths[use.target_name] = str(model.areas.create(inst.instance_id, use.target_name))
+        except OSError as e:
+            raise StorageError(str(inst.moniker), use.target_name, e.strerror or str(e)) from None
+    return paths
+
+
+async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> None:
+    program = inst.decl.program
+    protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
+    serve_path = model.socket_path(inst)
+    serve_path.unlink(missing_ok=True)
+    needs_address = bool(protocols) or program.stop_event == "notify"
+    run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(),
+              serve_address=f"unix:{serve_path}" if needs_address else "", start_reason=reason)
+    run.config = {key: value for key, (value, _source) in config.items()}
+    run.serving = asyncio.get_running_loop().create_future()
+    startup = StartupInfo(
+        moniker=str(inst.moniker), instance_id=inst.instance_id,
+        component_address=model.component_address, token=run.token,
+        serve_address=run.serve_address, grant_key=run.grant_key.hex(), protocols=protocols,
+        storage=storage, stop_event=program.stop_event, ready=program.ready,
+        idle_timeout_ms=program.idle_timeout_ms,
+    )
+    spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
+                      model.log_path(inst), startup)
+    model.tokens[run.token] = (inst, run)
+    try:
+        run.program = await get_runner(program.runner).launch(spec)
+        if run.program.identity is not None:
+            persist.save_process(model.store, inst, run.program.identity, run.started_at)
+        if program.ready == "serving":
+            await _wait_serving(inst, run, program.start_timeout_ms / 1000)
+    except BaseException as e:
+        await _abandon(model, inst, run, e)
+        raise
+    inst.run = run
+    transition(inst, State.STARTED)  # resolved -> started
+    model.record_start(inst, reason, run.pid)
+    model.owner.spawn(_watch_exit(model, inst, run), f"watch {inst.moniker}")
+
+
+async def _wait_serving(inst, run: Run, timeout: float) -> None:
+    exited = asyncio.ensure_future(run.program.wait())
+    try:
+        done, _ = await asyncio.wait({run.serving, exited}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+    if run.serving in done:
+        return
+    if exited in done and not exited.cancelled():
+        status = exited.result()
+        how = f"signal {status.signal_name}" if status.signal else f"exit code {status.exit_code}"
+        raise StartError(str(inst.moniker), f"the program ended ({how}) before it was serving")
+    raise StartError(str(inst.moniker), f"the program was not serving within {timeout:g}s (start_timeout)")
+
+
+async def _abandon(model, inst, run: Run, error: BaseException) -> None:
+    """Undo a failed or aborted start: kill the program, record why, forget the run."""
+    import signal
+
+    model.tokens.pop(run.token, None)
+    status = None
+    if run.program is not None:
+        run.program.signal_group(signal.SIGKILL)
+        status = await asyncio.shield(run.program.wait())
+        persist.forget_process(model.store, inst)
+    detail = str(error) if isinstance(error, CmError) else (
+        "aborted by a stop" if isinstance(error, asyncio.CancelledError) else f"{type(error).__name__}: {error}")
+    if run.program is not None:
+        model.record_stop(inst, model.failed_start_record(
+            status, time.monotonic() - run.started_monotonic, detail))
+
+
+async def _watch_exit(model, inst, run: Run) -> None:
+    """A program that ends by itself is stopped as exited (with its code) or crashed."""
+    from ..model.reasons import StopReason
+    from . import stop as stop_action
+
+    status = await run.program.wait()
+    if run.stopping or inst.run is not run:
+        return
+    reason = StopReason.CRASHED if status.signal else StopReason.EXITED
+    try:
+        await stop_action.stop(model, inst, reason)
+    except CmError as e:
+        log.warning("recording the end of %s: %s", inst.moniker, e)
+
+
+def _start_eager_children(model, inst) -> None:
+    for child in list(inst.children.values()):
+        decl = inst.decl.child(child.moniker.leaf.name) if not child.is_dynamic else None
+        if decl is not None and decl.startup == "eager":
+            model.owner.spawn(_start_quietly(model, child), f"eager start {child.moniker}")
+
+
+async def _start_quietly(model, inst) -> None:
+    try:
+        await model.start(inst, START_EAGER)
+    except CmError as e:
+        log.warning("eager start of %s failed: %s", inst.moniker, e)

@@ -1,0 +1,194 @@
+"""The manager's control API: LifecycleController, Realm, RealmQuery and EventStream.
+
+Thin: each method parses the request, asks the model, and turns instances into messages.
+Errors go through ``status.reports_errors``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .._generated import manager_pb2 as pb
+from .._generated import manager_pb2_grpc as pb_grpc
+from ..errors import RouteError
+from ..model.reasons import START_REQUESTED, StopReason
+from .status import reports_errors
+
+__all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
+
+
+def summary(inst) -> pb.InstanceSummary:
+    return pb.InstanceSummary(
+        moniker=str(inst.moniker), url=inst.url, instance_id=inst.instance_id,
+        state=inst.state.value, execution_state=inst.execution_state.value,
+        incarnation=inst.incarnation, pid=inst.run.pid if inst.run else 0,
+    )
+
+
+def stop_record(record) -> pb.StopRecord:
+    return pb.StopRecord(
+        reason=record.reason, disposition=record.disposition, exit_code=record.exit_code,
+        signal=record.signal, run_time_s=record.run_time_s, stopped_at=record.stopped_at,
+        detail=record.detail,
+    )
+
+
+def details(model, inst) -> pb.InstanceDetails:
+    reply = pb.InstanceDetails(summary=summary(inst), log_path=str(model.log_path(inst)))
+    if inst.run is not None:
+        reply.start_reason = inst.run.start_reason
+        reply.started_at = inst.run.started_at
+    elif inst.last_start:
+        reply.start_reason = inst.last_start.get("reason", "")
+    if inst.last_stop is not None:
+        reply.last_stop.CopyFrom(stop_record(inst.last_stop))
+        reply.has_last_stop = True
+    reply.children.extend(str(c.moniker) for c in inst.children.values())
+    decl = inst.decl
+    if decl is None:
+        return reply
+    reply.fingerprint = decl.fingerprint
+    reply.package_dir = str(inst.package_dir or "")
+    reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
+    reply.exposes.extend(f"{e.kind} {e.target_name}" for e in decl.exposes)
+    for use in decl.uses:
+        if use.kind == "storage":
+            path = model.areas.path_for(inst.instance_id, use.target_name)
+            reply.storage.append(pb.StorageInfo(name=use.target_name, path=str(path),
+                                                size_bytes=_size(path)))
+    if inst.run is not None and inst.run.config:
+        reply.config.extend(pb.ConfigValue(key=k, value_json=json.dumps(v), source="")
+                            for k, v in sorted(inst.run.config.items()))
+    for coll in decl.collections:
+        members = [str(c.moniker) for c in inst.children.values() if c.collection == coll.name]
+        reply.collections.append(pb.CollectionInfo(name=coll.name, durability=coll.durability,
+                                                   children=members))
+    return reply
+
+
+def _use_info(model, inst, use) -> pb.UseInfo:
+    from ..routing.route import route_use
+
+    info = pb.UseInfo(kind=use.kind, name=use.target_name)
+    try:
+        result = route_use(model.view, inst.moniker, use)
+        info.route_status = result.status
+        info.source = str(result.source_moniker) if result.source_moniker is not None else "void"
+    except RouteError as e:
+        info.route_status = f"broken: {e.reason}"
+    except Exception as e:  # noqa: BLE001 - a show must not fail because one route is odd
+        info.route_status = f"broken: {e}"
+    return info
+
+
+def _size(path) -> int:
+    try:
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    except OSError:
+        return 0
+
+
+class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
+    def __init__(self, model):
+        self.model = model
+
+    @reports_errors
+    async def Resolve(self, request, context):
+        inst = self.model.find(request.moniker)
+        self.model.resolve(inst)
+        return summary(inst)
+
+    @reports_errors
+    async def Start(self, request, context):
+        inst = self.model.find(request.moniker)
+        was_running = await self.model.start(inst, START_REQUESTED)
+        return pb.StartReply(instance=summary(inst), was_running=was_running)
+
+    @reports_errors
+    async def Stop(self, request, context):
+        inst = self.model.find(request.moniker)
+        record = await self.model.stop(inst, StopReason.REQUESTED)
+        reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
+        if record is not None:
+            reply.stop.CopyFrom(stop_record(record))
+        return reply
+
+    @reports_errors
+    async def Destroy(self, request, context):
+        inst = self.model.find(request.moniker)
+        await self.model.destroy(inst)
+        return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
+
+
+class RealmServicer(pb_grpc.RealmServicer):
+    def __init__(self, model):
+        self.model = model
+
+    @reports_errors
+    async def CreateChild(self, request, context):
+        child = await self.model.create_child(request.parent, request.collection, request.name,
+                                              request.url, start=request.start)
+        return summary(child)
+
+    @reports_errors
+    async def DestroyChild(self, request, context):
+        parent = self.model.find(request.parent)
+        inst = self.model.find(parent.moniker.child(request.name, request.collection or None))
+        await self.model.destroy(inst)
+        return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
+
+    @reports_errors
+    async def ListChildren(self, request, context):
+        inst = self.model.find(request.moniker)
+        return pb.ListInstancesReply(instances=[summary(c) for c in inst.children.values()])
+
+
+class RealmQueryServicer(pb_grpc.RealmQueryServicer):
+    def __init__(self, model):
+        self.model = model
+
+    @reports_errors
+    async def ListInstances(self, request, context):
+        start = self.model.find(request.prefix) if request.prefix else self.model.root
+        return pb.ListInstancesReply(instances=[summary(i) for i in start.walk()])
+
+    @reports_errors
+    async def GetInstance(self, request, context):
+        return details(self.model, self.model.find(request.moniker))
+
+    @reports_errors
+    async def Route(self, request, context):
+        from ..routing.report import route_reports
+
+        inst = self.model.find(request.moniker)
+        self.model.resolve(inst)
+        return pb.RouteReply(routes=route_reports(self.model, inst, request.capability))
+
+
+class EventStreamServicer(pb_grpc.EventStreamServicer):
+    def __init__(self, model):
+        self.model = model
+
+    @reports_errors
+    async def Subscribe(self, request, context):
+        bus = self.model.events
+        with bus.subscribe(request.moniker_prefix, request.types) as live:
+            await context.send_initial_metadata(())  # tells the client it is subscribed
+            last_seq = 0
+            if request.history:
+                for event in bus.history(request.moniker_prefix, request.types):
+                    last_seq = event["seq"]
+                    yield event_message(event)
+            while request.follow:
+                event = await live.queue.get()
+                if event["seq"] > last_seq:  # subscribed before replaying: skip the overlap
+                    yield event_message(event)
+
+
+def event_message(event: dict) -> pb.Event:
+    message = pb.Event(seq=event["seq"], timestamp=event["timestamp"], type=event["type"],
+                       moniker=event["moniker"], instance_id=event["instance_id"],
+                       reason=event.get("reason", ""), detail=event.get("detail", ""))
+    if event.get("stop"):
+        message.stop.CopyFrom(pb.StopRecord(**{k: v for k, v in event["stop"].items() if v is not None}))
+    return message

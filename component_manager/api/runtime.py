@@ -1,0 +1,71 @@
+"""ComponentRuntime: what the manager serves to running programs, on component.sock.
+
+Every call carries ``cm-token``, the secret of one run of one instance; the manager looks
+the caller up by it, so a program can only act as itself, and a token from an earlier run
+is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .._generated import component_pb2 as pb
+from .._generated import component_pb2_grpc as pb_grpc
+from ..errors import AccessDenied
+from ..model.reasons import StopReason
+from ..routing.connect import open_capability
+from .status import reports_errors
+
+__all__ = ["RuntimeServicer"]
+
+TOKEN_METADATA = "cm-token"
+
+
+class RuntimeServicer(pb_grpc.ComponentRuntimeServicer):
+    def __init__(self, model):
+        self.model = model
+
+    def _caller(self, context):
+        token = dict(context.invocation_metadata()).get(TOKEN_METADATA, "")
+        found = self.model.tokens.get(token)
+        if found is None:
+            raise AccessDenied("unknown or expired cm-token (not a running component of this manager)")
+        return found
+
+    @reports_errors
+    async def ReportServing(self, request, context):
+        _inst, run = self._caller(context)
+        if run.serving is not None and not run.serving.done():
+            run.serving.set_result(True)
+        return pb.ReportServingReply()
+
+    @reports_errors
+    async def Connect(self, request, context):
+        inst, _run = self._caller(context)
+        opened = await open_capability(self.model, inst, request.capability)
+        return pb.ConnectReply(kind=opened.kind, address=opened.address, grant=opened.grant,
+                               path=opened.path, value_json=opened.value_json,
+                               provider=opened.provider)
+
+    @reports_errors
+    async def RequestStop(self, request, context):
+        inst, run = self._caller(context)
+        if inst.run is not run:
+            return pb.RequestStopReply(accepted=False, why_not="not started yet")
+        if request.reason == "idle":
+            idle_s = inst.decl.program.idle_timeout_ms / 1000
+            since_connect = time.monotonic() - run.last_connect
+            if run.last_connect and since_connect < idle_s:
+                return pb.RequestStopReply(accepted=False,
+                                           why_not=f"a client connected {since_connect:.1f}s ago")
+            reason = StopReason.IDLE
+        else:
+            reason = StopReason.REQUESTED
+        self.model.owner.spawn(self.model.stop(inst, reason), f"stop {inst.moniker} ({reason})")
+        return pb.RequestStopReply(accepted=True)
+
+    @reports_errors
+    async def GetConfig(self, request, context):
+        _inst, run = self._caller(context)
+        return pb.ConfigReply(values_json=json.dumps(run.config))

@@ -1,0 +1,75 @@
+"""The one mapping from the error tree to gRPC status codes.
+
+Servicer methods are wrapped with ``@reports_errors``: a CmError becomes a status with its
+code from CODES, its one-line message, and its class name in trailing metadata
+``cm-error``. Anything else is a bug: it is logged with its traceback and answered as
+INTERNAL with one line, and the manager keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+
+import grpc
+
+from .. import errors as e
+
+log = logging.getLogger("component_manager.api")
+
+__all__ = ["CODES", "code_for", "reports_errors"]
+
+C = grpc.StatusCode
+CODES: dict[type, grpc.StatusCode] = {
+    e.InstanceNotFound: C.NOT_FOUND,
+    e.CollectionNotFound: C.NOT_FOUND,
+    e.MonikerError: C.INVALID_ARGUMENT,
+    e.UrlError: C.INVALID_ARGUMENT,
+    e.ManifestError: C.INVALID_ARGUMENT,
+    e.CompiledManifestError: C.INVALID_ARGUMENT,
+    e.InstanceAlreadyExists: C.ALREADY_EXISTS,
+    e.InvalidTransition: C.FAILED_PRECONDITION,
+    e.InvalidRequest: C.FAILED_PRECONDITION,
+    e.StartError: C.FAILED_PRECONDITION,
+    e.ConfigError: C.FAILED_PRECONDITION,
+    e.RouteError: C.FAILED_PRECONDITION,
+    e.StorageError: C.INTERNAL,
+    e.AccessDenied: C.PERMISSION_DENIED,
+}
+
+
+def code_for(error: Exception) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return C.INTERNAL
+
+
+async def _abort(context, error: Exception):
+    if isinstance(error, e.CmError):
+        context.set_trailing_metadata((("cm-error", type(error).__name__),))
+        await context.abort(code_for(error), str(error))
+    log.exception("internal error", exc_info=error)
+    await context.abort(C.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+
+
+def reports_errors(method):
+    """Wrap a unary or server-streaming aio servicer method with the status mapping."""
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def stream(self, request, context):
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except Exception as error:  # noqa: BLE001 - mapped, never leaked as a traceback
+                await _abort(context, error)
+        return stream
+
+    @functools.wraps(method)
+    async def unary(self, request, context):
+        try:
+            return await method(self, request, context)
+        except Exception as error:  # noqa: BLE001 - mapped, never leaked as a traceback
+            await _abort(context, error)
+    return unary

@@ -1,0 +1,83 @@
+"""The manager daemon: ``run()`` owns everything; ``request_shutdown()`` is idempotent.
+
+Run: lock the state directory (one manager per directory), rebuild the model from LMDB
+(recovering programs a dead manager left), serve the APIs, start the root. On SIGTERM or
+SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
+servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+from pathlib import Path
+
+from .api.server import CONTROL_SOCKET, RUNTIME_SOCKET, start_servers
+from .errors import CmError
+from .model.model import Model
+
+log = logging.getLogger("component_manager")
+
+__all__ = ["Manager", "ManagerAlreadyRunning"]
+
+
+class ManagerAlreadyRunning(CmError):
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        super().__init__(f"a manager is already running at {state_dir}")
+
+
+class Manager:
+    def __init__(self, state_dir: Path, root_url: str):
+        self.state_dir = Path(state_dir).resolve()
+        self.root_url = root_url
+        self.model: Model | None = None
+        self._shutdown_requested: asyncio.Event | None = None
+        self._lock_fd: int | None = None
+
+    def _lock_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir / "manager.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ManagerAlreadyRunning(self.state_dir) from None
+        self._lock_fd = fd
+
+    async def run(self, on_ready=None) -> None:
+        """Serve until shutdown is requested; ``on_ready()`` is called once serving."""
+        self._shutdown_requested = asyncio.Event()
+        self._lock_state_dir()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+        servers = []
+        try:
+            self.model = Model(self.state_dir, self.root_url,
+                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+            self.model.boot()
+            servers = await start_servers(self.model, self.state_dir)
+            (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
+            await self.model.start_root()
+            if on_ready is not None:
+                on_ready()
+            await self._shutdown_requested.wait()
+            log.info("shutting down")
+            await self.model.shutdown()
+        finally:
+            for server in servers:
+                await server.stop(grace=0.5)
+            for name in (CONTROL_SOCKET, RUNTIME_SOCKET, "manager.pid"):
+                (self.state_dir / name).unlink(missing_ok=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+
+    def request_shutdown(self) -> None:
+        if self._shutdown_requested is not None:
+            self._shutdown_requested.set()

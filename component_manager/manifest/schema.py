@@ -1,0 +1,189 @@
+"""The shape of a ``.cml``, as pydantic models (extra keys forbidden, no type coercion).
+
+These models say what each key may hold; ``validate`` runs them one section entry at a time
+(so one bad entry does not hide the others) and then cross-checks what shape cannot see
+(unknown children, undeclared capabilities, cycles). Example of an entry they accept::
+
+    { protocol: "echo.Echo", from: "#echo_server", to: ["#client"], dependency: "weak" }
+
+This project's lifecycle settings live under ``program`` next to Fuchsia's keys:
+``start_timeout``, ``stop_timeout``, ``idle_timeout`` (durations: "250ms", "5s", "1m", "2h",
+or a sum such as "1m30s"), ``ready`` ("serving" or "spawned") and ``memory_limit``
+("256MiB", "1GiB", "4096").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Capability", "Child", "Collection", "ConfigElement", "ConfigField", "Expose", "Lifecycle",
+    "Offer", "Program", "Use", "KINDS", "TOP_LEVEL_KEYS", "UNSUPPORTED_KEYS",
+    "parse_duration", "parse_size",
+]
+
+KINDS = ("protocol", "storage", "config", "directory")
+TOP_LEVEL_KEYS = ("include", "program", "children", "collections", "capabilities", "use",
+                  "offer", "expose", "config")
+
+# Real Fuchsia CML keys this manager does not implement. A manifest that uses one is refused
+# with an error naming the key ("'facets' is not supported ..."), not "unknown key".
+UNSUPPORTED_KEYS = frozenset({
+    "facets", "environments", "environment", "dictionary", "resolver", "resolvers", "runner",
+    "runners", "event_stream", "event_streams", "service", "services", "on_terminate",
+    "backing_dir", "storage_id", "subdir", "rights", "filter", "scope", "source_name",
+    "from_dictionary", "allowed_offers", "allow_long_names", "persistent_storage",
+    "source_availability", "delivery", "forward_stdout_to", "forward_stderr_to",
+    "main_process_critical", "job_policy_ambient_mark_vmo_exec", "job_policy_create_raw_processes",
+    "use_next_vdso", "is_shared_process", "lifecycle_stop_event", "environ", "stdout", "stderr",
+    "reboot_on_terminate", "event", "events",
+})
+
+_DURATION = re.compile(r"(?:(\d+)(ms|s|m|h))+")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h)")
+_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_SIZE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G)?")
+_BYTES = {None: 1, "B": 1, "K": 1024, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+          "M": 1024**2, "G": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+
+
+def parse_duration(text: str) -> int:
+    """``"1m30s"`` -> 90000 (milliseconds). Raises ValueError naming the accepted forms."""
+    if not isinstance(text, str) or not _DURATION.fullmatch(text):
+        raise ValueError(f"invalid duration {text!r}: write a number and a unit (ms, s, m, h), "
+                         'like "250ms", "5s" or "1m30s"')
+    return sum(int(n) * _MS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def parse_size(text: str) -> int:
+    """``"256MiB"`` -> 268435456 (bytes). Raises ValueError naming the accepted forms."""
+    m = _SIZE.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"invalid size {text!r}: write a number and a unit, like \"256MiB\" or \"1GiB\"")
+    return int(m.group(1)) * _BYTES[m.group(2)]
+
+
+def _names(value: Any) -> Any:
+    """A capability key holds one name or a list of names; normalize to a list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise ValueError("expected a name or a list of names")
+
+
+Names = Annotated[list[str], BeforeValidator(_names)]
+Availability = Literal["required", "optional"]
+Dependency = Literal["strong", "weak"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Lifecycle(_Model):
+    stop_event: Literal["notify", "none"] = "none"
+
+
+class Program(_Model):
+    """``program``: how to run it. ``runner`` decides which of module/binary/entry is needed."""
+
+    runner: str
+    module: str | None = None
+    binary: str | None = None
+    entry: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    lifecycle: Lifecycle | None = None
+    start_timeout: str | None = None
+    stop_timeout: str | None = None
+    idle_timeout: str | None = None
+    ready: Literal["serving", "spawned"] | None = None
+    memory_limit: str | None = None
+
+    @field_validator("start_timeout", "stop_timeout", "idle_timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_size(value)
+        return value
+
+
+class _Named(_Model):
+    """Entries that name capabilities by kind: exactly one of the four keys (checked later)."""
+
+    protocol: Names | None = None
+    storage: Names | None = None
+    config: Names | None = None
+    directory: Names | None = None
+
+
+class ConfigElement(_Model):
+    type: str
+    max_size: int | None = Field(None, ge=1)
+
+
+class Capability(_Named):
+    """``capabilities``: what this component provides. config: ``type`` + ``value``;
+    directory: ``path``."""
+
+    path: str | None = None
+    type: str | None = None
+    value: Any = None
+    max_size: int | None = Field(None, ge=1)
+    max_count: int | None = Field(None, ge=1)
+    element: ConfigElement | None = None
+
+
+class Use(_Named):
+    from_: str = Field("parent", alias="from")
+    path: str | None = None
+    as_: str | None = Field(None, alias="as")
+    key: str | None = None
+    availability: Availability = "required"
+    dependency: Dependency = "strong"
+
+
+class Offer(_Named):
+    from_: str = Field(alias="from")
+    to: Names
+    as_: str | None = Field(None, alias="as")
+    availability: Availability = "required"
+    dependency: Dependency = "strong"
+
+
+class Expose(_Named):
+    from_: str = Field(alias="from")
+    as_: str | None = Field(None, alias="as")
+    availability: Availability = "required"
+
+
+class Child(_Model):
+    name: str
+    url: str = Field(min_length=1)
+    startup: Literal["lazy", "eager"] = "lazy"
+    config: dict[str, Any] = {}
+
+
+class Collection(_Model):
+    name: str
+    durability: Literal["transient", "persistent", "single_run"] = "transient"
+
+
+class ConfigField(_Model):
+    type: str
+    max_size: int | None = Field(None, ge=1)
+    max_count: int | None = Field(None, ge=1)
+    element: ConfigElement | None = None
+    default: Any = None
+    mutability: list[Literal["parent"]] = []

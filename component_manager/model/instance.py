@@ -1,0 +1,103 @@
+"""A component instance: one node of the topology tree, and the run of its program.
+
+An Instance holds what the manager knows of a node: its stable identity (moniker,
+instance id, incarnation), its resolved manifest, its state, its children, and, while its
+program runs, a Run. Callers never set ``state`` themselves: actions do, through
+``states.transition``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..manifest.decl import ComponentDecl
+from ..moniker import Moniker
+from ..runners.base import Program
+from .reasons import StopRecord
+from .states import ExecutionState, State
+
+__all__ = ["Instance", "Run", "new_instance_id"]
+
+
+def new_instance_id() -> str:
+    """64 lowercase hex characters, random: never reused."""
+    return secrets.token_hex(32)
+
+
+@dataclass(eq=False)
+class Run:
+    """One run of an instance's program, from launch to exit."""
+
+    token: str
+    grant_key: bytes
+    serve_address: str
+    start_reason: str
+    started_at: float = field(default_factory=time.time)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    program: Program | None = None
+    serving: asyncio.Future | None = None
+    config: dict = field(default_factory=dict)
+    last_connect: float = 0.0  # monotonic time of the last Connect answered to this provider
+    stopping: bool = False
+    paused: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.program.pid if self.program else 0
+
+
+class Instance:
+    __slots__ = (
+        "moniker", "parent", "url", "instance_id", "incarnation", "collection", "state",
+        "decl", "package_dir", "children", "run", "last_start", "last_stop", "actions",
+        "__weakref__",
+    )
+
+    def __init__(self, moniker: Moniker, parent: Instance | None, url: str, instance_id: str,
+                 incarnation: int = 0, collection: str | None = None):
+        from ..actions.set import ActionSet
+
+        self.moniker = moniker
+        self.parent = parent
+        self.url = url
+        self.instance_id = instance_id
+        self.incarnation = incarnation
+        self.collection = collection
+        self.state = State.UNRESOLVED
+        self.decl: ComponentDecl | None = None
+        self.package_dir: Path | None = None
+        self.children: dict[str, Instance] = {}
+        self.run: Run | None = None
+        self.last_start: dict | None = None
+        self.last_stop: StopRecord | None = None
+        self.actions = ActionSet(self)
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.moniker} {self.state.value}>"
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.collection is not None
+
+    @property
+    def execution_state(self) -> ExecutionState:
+        if self.run is None:
+            return ExecutionState.STOPPED
+        return ExecutionState.PAUSED if self.run.paused else ExecutionState.RUNNING
+
+    @property
+    def durability(self) -> str:
+        if self.collection is None or self.parent is None or self.parent.decl is None:
+            return ""
+        coll = self.parent.decl.collection(self.collection)
+        return coll.durability if coll else ""
+
+    def walk(self):
+        """This instance and every descendant, parents first."""
+        yield self
+        for child in list(self.children.values()):
+            yield from child.walk()

@@ -1,0 +1,232 @@
+"""The model: the topology tree, its persistent records, and the requests that act on it.
+
+The Model owns every Instance (indexed by moniker string), the manager's TopologyStore
+(LMDB), the per-instance storage areas, the resolver and the event bus. Requests (start,
+stop, destroy, create a child, open a capability) register actions on instances; only
+actions change state.
+
+Persistence: every instance has a record keyed by its moniker (instance id, url,
+incarnation, collection, last start and stop). A record is written durably before the
+request that made it returns, so a manager killed with -9 comes back with the same tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..actions import destroy as destroy_action
+from ..actions import resolve as resolve_action
+from ..actions import start as start_action
+from ..actions import stop as stop_action
+from ..actions.set import ActionSet, TaskOwner
+from ..errors import (CollectionNotFound, InstanceAlreadyExists, InstanceNotFound,
+                      InvalidRequest)
+from ..moniker import ROOT, ChildName, Moniker, check_name, parse
+from ..storage.areas import StorageAreas
+from ..storage.topology import TopologyStore
+from .events import EventBus
+from .instance import Instance, new_instance_id
+from .reasons import (START_REQUESTED, START_ROOT, START_SINGLE_RUN, Disposition,
+                      StopReason, StopRecord)
+from .resolver import Resolver, absolute_url
+from .states import State
+from . import persist
+from .view import ModelView
+
+log = logging.getLogger("component_manager.model")
+
+__all__ = ["Model"]
+
+
+class Model:
+    def __init__(self, state_dir: Path, root_url: str, component_address: str = ""):
+        self.state_dir = Path(state_dir)
+        self.root_url = absolute_url(root_url)
+        self.component_address = component_address
+        self.run_dir = self.state_dir / "run"
+        self.log_dir = self.state_dir / "logs"
+        for folder in (self.run_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = TopologyStore(self.state_dir / "manager.lmdb")
+        self.areas = StorageAreas(self.state_dir / "storage")
+        self.resolver = Resolver()
+        self.events = EventBus(self.store)
+        self.owner = TaskOwner()
+        ActionSet.owner = self.owner
+        self.index: dict[str, Instance] = {}
+        self.tokens: dict[str, tuple] = {}  # run token -> (instance, run), for ComponentRuntime
+        self.pre_start_hooks: list = []
+        self.post_stop_hooks: list = []
+        self.root: Instance | None = None
+        self.view = ModelView(self)
+
+    # ---- the tree ------------------------------------------------------------------------
+
+    def boot(self) -> None:
+        """Rebuild the tree from the root URL and the stored records; recover programs a dead
+        manager left running; destroy transient children. Run once, before serving."""
+        records = persist.load_all(self.store)
+        self.root = self._instantiate(ROOT, None, self.root_url, records.get("/"))
+        self._resolve_quietly(self.root, records)
+        for moniker_text in sorted(records, key=lambda m: (m.count("/"), m)):
+            record = records[moniker_text]
+            if record.collection and moniker_text not in self.index:
+                self._restore_dynamic(parse(moniker_text), record, records)
+        persist.recover_processes(self)
+
+    def _restore_dynamic(self, moniker: Moniker, record, records) -> None:
+        parent = self.index.get(str(moniker.parent))
+        if parent is None:
+            self.store.delete_subtree(str(moniker))  # its parent is gone: so is it
+            return
+        self._resolve_quietly(parent, records)
+        if parent.decl is None or parent.decl.collection(record.collection) is None:
+            log.warning("%s: collection %r no longer declared; keeping record", moniker, record.collection)
+            return
+        child = self._instantiate(moniker, parent, record.url, record)
+        parent.children[str(moniker.leaf)] = child
+
+    def _instantiate(self, moniker: Moniker, parent, url: str, record=None) -> Instance:
+        if record is None:
+            leaf = moniker.leaf
+            inst = Instance(moniker, parent, url, new_instance_id(), 0, leaf.collection if leaf else None)
+            persist.save(self.store, inst)
+        else:
+            inst = Instance(moniker, parent, record.url, record.instance_id, record.incarnation,
+                            record.collection or None)
+            inst.last_start = record.last_start
+            inst.last_stop = StopRecord.from_dict(record.last_stop)
+        self.index[str(moniker)] = inst
+        return inst
+
+    def _resolve_quietly(self, inst: Instance, records=None) -> None:
+        """Resolve at boot; a broken manifest leaves the instance unresolved, not the manager down."""
+        try:
+            self.resolve(inst, records)
+        except Exception as e:  # noqa: BLE001 - reported, and the manager keeps running
+            log.warning("cannot resolve %s: %s", inst.moniker, e)
+            return
+        for child in list(inst.children.values()):
+            if not child.is_dynamic:
+                self._resolve_quietly(child, records)
+
+    def resolve(self, inst: Instance, records=None) -> None:
+        resolve_action.resolve(self, inst, records)
+
+    def add_static_children(self, inst: Instance, records=None) -> None:
+        """Called by resolve: make an Instance for each static child the manifest declares."""
+        for child_decl in inst.decl.children:
+            key = child_decl.name
+            if key in inst.children:
+                continue
+            moniker = inst.moniker.child(child_decl.name)
+            record = (records or {}).get(str(moniker)) or persist.load(self.store, str(moniker))
+            url = absolute_url(child_decl.url, inst.url)
+            inst.children[key] = self._instantiate(moniker, inst, url, record)
+
+    def find(self, moniker) -> Instance:
+        """The instance at ``moniker`` (text or Moniker). Raises MonikerError, InstanceNotFound."""
+        text = moniker if isinstance(moniker, str) else str(moniker)
+        inst = self.index.get(text)
+        if inst is None:
+            text = str(parse(text))  # raises MonikerError for bad syntax
+            inst = self.index.get(text)
+            if inst is None:
+                raise InstanceNotFound(text)
+        return inst
+
+    def remove(self, inst: Instance) -> None:
+        """Forget a destroyed instance and its records (its descendants are already gone)."""
+        if inst.parent is not None:
+            inst.parent.children.pop(str(inst.moniker.leaf), None)
+        self.index.pop(str(inst.moniker), None)
+        self.store.delete_subtree(str(inst.moniker))
+
+    # ---- requests ------------------------------------------------------------------------
+
+    async def start(self, inst: Instance, reason: str = START_REQUESTED) -> bool:
+        """Start ``inst`` (and what it needs); True if it was already running."""
+        return await start_action.start(self, inst, reason)
+
+    async def stop(self, inst: Instance, reason: StopReason = StopReason.REQUESTED):
+        return await stop_action.stop(self, inst, reason)
+
+    async def destroy(self, inst: Instance) -> None:
+        if not inst.is_dynamic:
+            what = "the root" if inst.parent is None else "a static child"
+            raise InvalidRequest(str(inst.moniker), f"is {what}; only dynamic children can be destroyed")
+        await destroy_action.destroy(self, inst)
+
+    async def create_child(self, parent_moniker: str, collection: str, name: str, url: str,
+                           start: bool = False) -> Instance:
+        """Create a dynamic child ``parent/collection:name`` from ``url``; durable on return."""
+        parent = self.find(parent_moniker)
+        check_name(collection, "collection name")
+        check_name(name, "child name")
+        self.resolve(parent)
+        if parent.state in (State.SHUTDOWN, State.DESTROYED):
+            raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")
+        coll = parent.decl.collection(collection)
+        if coll is None:
+            raise CollectionNotFound(str(parent.moniker), collection)
+        moniker = parent.moniker.child(name, collection)
+        if str(moniker) in self.index:
+            raise InstanceAlreadyExists(str(moniker))
+        full_url = absolute_url(url, parent.url)
+        self.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
+        incarnation = self.store.next_incarnation(str(parent.moniker), collection)
+        child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
+        persist.save(self.store, child)
+        self.index[str(moniker)] = child
+        parent.children[str(ChildName(name, collection))] = child
+        self.events.publish("created", child, detail=full_url)
+        if coll.durability == "single_run":
+            await self.start(child, START_SINGLE_RUN)
+        elif start:
+            await self.start(child, START_REQUESTED)
+        return child
+
+    async def start_root(self) -> None:
+        await self.start(self.root, START_ROOT)
+
+    async def shutdown(self) -> None:
+        """Stop everything in dependency order (reason system_shutdown), then close the store."""
+        if self.root is not None:
+            await stop_action.shutdown(self, self.root, StopReason.SYSTEM_SHUTDOWN)
+        await self.owner.close()
+        self.store.close()
+
+    # ---- helpers for actions -------------------------------------------------------------
+
+    def socket_path(self, inst: Instance) -> Path:
+        # sun_path holds 108 bytes: keep it short, and unique per instance.
+        return self.run_dir / f"{inst.instance_id[:16]}.sock"
+
+    def log_path(self, inst: Instance) -> Path:
+        return self.log_dir / f"{inst.instance_id}.log"
+
+    def record_stop(self, inst: Instance, record: StopRecord) -> None:
+        inst.last_stop = record
+        persist.save(self.store, inst)
+        self.events.publish("stopped", inst, reason=record.reason, stop=record.to_dict(),
+                            detail=record.detail)
+
+    def record_start(self, inst: Instance, reason: str, pid: int) -> None:
+        inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
+        persist.save(self.store, inst)
+        self.events.publish("started", inst, reason=reason)
+
+    def failed_start_record(self, status, run_time: float, detail: str) -> StopRecord:
+        disposition = Disposition.KILLED if status and status.signal else Disposition.STOPPED
+        return StopRecord(StopReason.START_FAILED.value, disposition.value,
+                          status.exit_code if status else None, status.signal if status else None,
+                          run_time, time.time(), detail)
+
+    def pid_file(self) -> Path:
+        return self.state_dir / "manager.pid"
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)

@@ -1,0 +1,49 @@
+"""Instance states and the one function allowed to change them.
+
+    unresolved ──resolve──> resolved ──start──> started
+         │                    ▲   │  <──stop──────┘
+         │                    └───┘ (package updated: back to unresolved)
+         └──────────────┬─────────┴──shutdown──> shutdown ──destroy──> destroyed
+
+``started`` means the program (if any) is running or paused; a stop moves it back to
+``resolved``. ``shutdown`` is final for the program: it never starts again, and the only
+way on is ``destroyed``. Callers comment each call with its edge (``# started -> resolved``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ..errors import InvalidTransition
+
+__all__ = ["ExecutionState", "State", "transition"]
+
+
+class State(enum.StrEnum):
+    UNRESOLVED = "unresolved"
+    RESOLVED = "resolved"
+    STARTED = "started"
+    SHUTDOWN = "shutdown"
+    DESTROYED = "destroyed"
+
+
+class ExecutionState(enum.StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+
+
+_ALLOWED: dict[State, frozenset[State]] = {
+    State.UNRESOLVED: frozenset({State.RESOLVED, State.SHUTDOWN}),
+    State.RESOLVED: frozenset({State.STARTED, State.UNRESOLVED, State.SHUTDOWN}),
+    State.STARTED: frozenset({State.RESOLVED, State.SHUTDOWN}),
+    State.SHUTDOWN: frozenset({State.DESTROYED}),
+    State.DESTROYED: frozenset(),
+}
+
+
+def transition(instance, target: State) -> None:
+    """Move ``instance.state`` to ``target``, or raise InvalidTransition naming the moniker."""
+    if target not in _ALLOWED[instance.state]:
+        raise InvalidTransition(str(instance.moniker), instance.state.value, target.value)
+    instance.state = target

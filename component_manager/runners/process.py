@@ -1,0 +1,176 @@
+"""The ``process`` runner: run any executable in its own session and process group.
+
+``binary`` is relative to the component's package directory unless it is absolute; the
+program runs with the package directory as its working directory, its stdout and stderr
+appended to the instance's log file, and the startup info in an inherited pipe
+(``CM_STARTUP_FD``). The python runner reuses :func:`spawn` with another command line.
+
+Example::
+
+    program = await ProcessRunner().launch(spec)   # binary "bin/server", args ("--fast",)
+    program.pid                                    # 4242, also its process group id
+    program.signal_group(signal.SIGTERM)
+    await program.wait()                           # ExitStatus(exit_code=None, signal=15)
+
+The exit is learned from a pidfd watched by the event loop (no thread, no polling); on a
+kernel without pidfds, from ``waitpid`` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..errors import StartError
+from .base import ExitStatus, LaunchSpec, ProcessIdentity
+from .procinfo import identity_of
+from .startup import ENV_STARTUP_FD
+
+__all__ = ["ChildProgram", "ProcessRunner", "spawn"]
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+class ChildProgram:
+    """A program we spawned (we are its parent, so we reap it). Implements ``base.Program``."""
+
+    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None):
+        self.pid = popen.pid
+        self.identity = identity
+        self._popen = popen
+        self._done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._watch()
+
+    def _watch(self) -> None:
+        loop = self._done.get_loop()
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            loop.run_in_executor(None, self._popen.wait).add_done_callback(lambda _f: self._reap())
+            return
+        loop.add_reader(pidfd, self._on_pidfd, pidfd)
+
+    def _on_pidfd(self, pidfd: int) -> None:
+        self._done.get_loop().remove_reader(pidfd)
+        os.close(pidfd)
+        self._reap()
+
+    def _reap(self) -> None:
+        code = self._popen.wait()  # it has ended: this does not block
+        status = ExitStatus(signal=-code) if code < 0 else ExitStatus(exit_code=code)
+        if not self._done.done():
+            self._done.set_result(status)
+
+    async def wait(self) -> ExitStatus:
+        """The exit status; any number of waiters, and a cancelled waiter cancels nothing."""
+        return await asyncio.shield(self._done)
+
+    def signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)  # start_new_session: its pgid is its pid
+        except ProcessLookupError:
+            pass
+
+    @property
+    def exited(self) -> bool:
+        return self._done.done()
+
+    def __repr__(self) -> str:
+        state = f"exited {self._done.result()}" if self.exited else "running"
+        return f"<ChildProgram pid={self.pid} {state}>"
+
+
+def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
+    """Start ``argv`` for ``spec``: own session, log appended, startup info in a pipe.
+
+    Environment: the manager's, then ``env_defaults``, then the program's ``env``, then the
+    spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
+    Must be called from the event loop that will watch the program.
+    """
+    log_fd = _open_log(spec)
+    read_end = -1
+    try:
+        read_end = _startup_pipe(spec.startup.to_json())
+        env = _environment(spec, env_defaults, read_end)
+        popen = subprocess.Popen(
+            list(argv), cwd=spec.package_dir, env=env, stdin=subprocess.DEVNULL,
+            stdout=log_fd, stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
+        )
+    except OSError as e:
+        raise StartError(spec.moniker, _describe(e, argv[0])) from None
+    finally:
+        os.close(log_fd)
+        if read_end >= 0:
+            os.close(read_end)
+    return ChildProgram(popen, _identity(popen.pid))
+
+
+def _open_log(spec: LaunchSpec) -> int:
+    try:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise StartError(spec.moniker, f"cannot open log {spec.log_path}: {e.strerror}") from None
+
+
+def _startup_pipe(data: bytes) -> int:
+    """A pipe already holding ``data`` with its write end closed; returns the read end.
+
+    Written before the spawn so that a program that never reads it cannot block us; the
+    pipe is grown first when the data is larger than its default capacity (64 KiB).
+    """
+    read_end, write_end = os.pipe()
+    try:
+        if len(data) > 65536:
+            fcntl.fcntl(write_end, _F_SETPIPE_SZ, len(data))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view):]
+    except OSError:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def _environment(spec: LaunchSpec, defaults: Mapping[str, str], startup_fd: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(defaults)
+    env.update(spec.program.env)
+    env.update(spec.extra_env)
+    env[ENV_STARTUP_FD] = str(startup_fd)
+    return env
+
+
+def _identity(pid: int) -> ProcessIdentity | None:
+    try:
+        return identity_of(pid)
+    except (ProcessLookupError, OSError):
+        return None  # /proc is not readable here: the program runs, but cannot be recovered
+
+
+def _describe(error: OSError, executable: str) -> str:
+    what = error.filename if error.filename is not None else executable
+    return f"cannot run {what}: {error.strerror or error}"
+
+
+def resolve_binary(spec: LaunchSpec) -> str:
+    """The program's executable: ``binary`` as is if absolute, else under the package dir."""
+    if not spec.program.binary:
+        raise StartError(spec.moniker, "the process runner needs program.binary")
+    binary = Path(spec.program.binary)
+    return str(binary if binary.is_absolute() else Path(spec.package_dir) / binary)
+
+
+class ProcessRunner:
+    """Runs ``program.binary`` with ``program.args``."""
+
+    name = "process"
+
+    async def launch(self, spec: LaunchSpec) -> ChildProgram:
+        return spawn(spec, [resolve_binary(spec), *spec.program.args])

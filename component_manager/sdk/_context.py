@@ -1,0 +1,303 @@
+"""ComponentContext: everything a running program gets from the manager, and ``run``.
+
+A context is made from the StartupInfo the manager passed. Nothing touches the network
+until it is asked to: the server starts at ``serving()`` (or at ``wait_for_stop()``, so that a
+program that only waits can still receive OnStop), the manager channel at the first call.
+
+Stopping, in one place (``_stop``): OnStop from the manager, an accepted idle RequestStop,
+or SIGTERM all run the ``on_stop`` callbacks once (bounded by the OnStop deadline), then
+release ``wait_for_stop()``. When ``main`` returns, ``run`` drains the calls in flight,
+closes channels and storage, and the process exits 0 (1 if ``main`` raised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+import traceback
+import types
+from collections.abc import Awaitable, Callable, Mapping
+
+import grpc
+
+from .._generated import component_pb2 as pb
+from .._generated import component_pb2_grpc as pb_grpc
+from ..errors import StorageError
+from ..runners.startup import StartupInfo
+from ._client import RuntimeClient, grant_channel
+from ._server import ActivityTracker, GrantInterceptor
+
+__all__ = ["ComponentContext", "run", "run_async"]
+
+log = logging.getLogger("component_manager.sdk")
+
+LIFECYCLE_SERVICE = "component_manager.runtime.v1.Lifecycle"
+_DEFAULT_STOP_GRACE_S = 2.0
+
+UnaryHandler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
+StopCallback = Callable[[str], Awaitable[None]]
+
+
+def _open_storage(path: str):
+    """Open an instance's LMDB environment with the settings ``storage.areas`` keeps."""
+    from ..storage.areas import open_environment
+
+    return open_environment(path)
+
+
+class _Lifecycle(pb_grpc.LifecycleServicer):
+    def __init__(self, ctx: ComponentContext):
+        self._ctx = ctx
+
+    async def OnStop(self, request, context):
+        await self._ctx._stop(request.reason or "requested", request.deadline or None)
+        return pb.OnStopReply()
+
+
+class ComponentContext:
+    """A running component's view of the manager. See the module docstring.
+
+    Example::
+
+        async def main(ctx):
+            ctx.serve_unary("echo.Echo", "Echo", echo)
+            await ctx.serving()
+            await ctx.wait_for_stop()
+    """
+
+    def __init__(self, startup: StartupInfo):
+        self.startup = startup
+        self._runtime = RuntimeClient(startup.component_address, startup.token)
+        self._tracker: ActivityTracker | None = None
+        self._server: grpc.aio.Server | None = None
+        self._handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        self._servicers: list[tuple[Callable, object]] = []
+        self._on_stop: list[StopCallback] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._storage: dict[str, object] = {}
+        self._config: Mapping | None = None
+        self._stopped = asyncio.Event()
+        self._stopping: asyncio.Task | None = None
+        self._stop_deadline: float | None = None
+        self._idle_task: asyncio.Task | None = None
+        self._reported = False
+        self._reason: str | None = None
+
+    @property
+    def moniker(self) -> str:
+        return self.startup.moniker
+
+    @property
+    def instance_id(self) -> str:
+        return self.startup.instance_id
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the component is stopping (``"requested"``, ``"idle"``, ...), or None."""
+        return self._reason
+
+    # -- serving -------------------------------------------------------------------------
+
+    def serve_unary(self, service: str, method: str, handler: UnaryHandler) -> None:
+        """Serve ``/service/method`` with ``async handler(request: bytes, context) -> bytes``."""
+        self._check_not_started()
+        rpc = grpc.unary_unary_rpc_method_handler(handler)
+        self._handlers.setdefault(service, {})[method] = rpc
+
+    def add_servicer(self, add_to_server: Callable, servicer: object) -> None:
+        """Serve a protoc-generated service: ``ctx.add_servicer(add_FooServicer_to_server, Foo())``."""
+        self._check_not_started()
+        self._servicers.append((add_to_server, servicer))
+
+    def on_stop(self, callback: StopCallback) -> None:
+        """Call ``await callback(reason)`` when the component is told to stop (drain, flush)."""
+        self._on_stop.append(callback)
+
+    async def serving(self) -> None:
+        """Start serving the registered services, then tell the manager (ReportServing)."""
+        await self._start_server()
+        if not self._reported:
+            await self._runtime.report_serving()
+            self._reported = True
+
+    async def wait_for_stop(self) -> str:
+        """Return the reason once the component was told to stop and its callbacks ran."""
+        await self._start_server()
+        await self._stopped.wait()
+        return self.stop_reason
+
+    def _check_not_started(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("register services before serving() or wait_for_stop()")
+
+    async def _start_server(self) -> None:
+        if self._server is not None or not self._needs_server():
+            return
+        if not self.startup.serve_address:
+            raise RuntimeError(f"{self.moniker} has services to serve but no serve_address")
+        self._tracker = ActivityTracker()
+        key = bytes.fromhex(self.startup.grant_key)
+        server = grpc.aio.server(interceptors=[GrantInterceptor(key, self._tracker)])
+        for service, methods in self._handlers.items():
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+        for add_to_server, servicer in self._servicers:
+            add_to_server(servicer, server)
+        if self.startup.stop_event == "notify":
+            pb_grpc.add_LifecycleServicer_to_server(_Lifecycle(self), server)
+        server.add_insecure_port(self.startup.serve_address)
+        await server.start()
+        self._server = server
+        if self.startup.idle_timeout_ms > 0:
+            self._idle_task = asyncio.create_task(self._watch_idle(), name="cm idle watcher")
+
+    def _needs_server(self) -> bool:
+        return bool(self._handlers or self._servicers or self.startup.stop_event == "notify")
+
+    # -- stopping ------------------------------------------------------------------------
+
+    async def _watch_idle(self) -> None:
+        period = self.startup.idle_timeout_ms / 1000
+        while not self._stopped.is_set():
+            await self._tracker.wait_idle_for(period)
+            try:
+                reply = await self._runtime.request_stop("idle")
+            except grpc.RpcError as e:
+                log.warning("RequestStop(idle) failed: %s", e)
+                reply = pb.RequestStopReply(accepted=False)
+            if reply.accepted:
+                await self._stop("idle", None)
+                return
+            self._tracker.touch()  # refused: wait another idle period
+
+    def _begin_stop(self, reason: str, deadline: float | None) -> asyncio.Task:
+        """Start the stop once: later stops (OnStop after an idle stop) join the first."""
+        if self._stopping is None:
+            self._reason = reason
+            self._stop_deadline = deadline
+            self._stopping = asyncio.create_task(self._run_stop_callbacks(reason, deadline),
+                                                 name="cm stop")
+        return self._stopping
+
+    async def _stop(self, reason: str, deadline: float | None) -> None:
+        """Run the on_stop callbacks once, then release ``wait_for_stop()``."""
+        await asyncio.shield(self._begin_stop(reason, deadline))
+
+    async def _run_stop_callbacks(self, reason: str, deadline: float | None) -> None:
+        budget = (deadline - time.time()) if deadline else None
+        try:
+            async with asyncio.timeout(budget):
+                for callback in self._on_stop:
+                    await _logged(callback(reason))
+        except TimeoutError:
+            log.warning("on_stop callbacks did not finish before the stop deadline")
+        finally:
+            self._stopped.set()
+
+    # -- capabilities, storage, config ---------------------------------------------------
+
+    async def connect(self, capability: str) -> grpc.aio.Channel:
+        """A channel to the protocol ``capability`` (the name this component uses); it sends
+        the grant on every call. Starts the provider if needed. Raises grpc.aio.AioRpcError
+        with the manager's reason (NOT_FOUND / FAILED_PRECONDITION) if the route is broken."""
+        channel = self._channels.get(capability)
+        if channel is None:
+            reply = await self._runtime.connect(capability)
+            if reply.kind != "protocol":
+                raise TypeError(f"'{capability}' is a {reply.kind} capability, not a protocol")
+            channel = self._channels.setdefault(capability, grant_channel(reply.address, reply.grant))
+        return channel
+
+    def storage(self, name: str):
+        """The ``lmdb.Environment`` of the storage this component uses as ``name``, opened
+        once per process. Raises StorageError if the component does not use it."""
+        env = self._storage.get(name)
+        if env is None:
+            path = self.startup.storage.get(name)
+            if path is None:
+                used = ", ".join(sorted(self.startup.storage)) or "none"
+                raise StorageError(self.moniker, name, f"not used by this component (uses: {used})")
+            env = self._storage[name] = _open_storage(path)
+        return env
+
+    async def config(self) -> Mapping:
+        """This run's config values, read-only (``types.MappingProxyType``; lists are tuples)."""
+        if self._config is None:
+            values = json.loads(await self._runtime.get_config())
+            self._config = types.MappingProxyType({k: _frozen(v) for k, v in values.items()})
+        return self._config
+
+    # -- teardown ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Drain calls in flight (until the stop deadline), close channels and storage."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        if self._server is not None:
+            await self._server.stop(self._grace())
+        for channel in self._channels.values():
+            await channel.close()
+        await self._runtime.close()
+        for env in self._storage.values():
+            env.close()
+        self._channels.clear()
+        self._storage.clear()
+
+    def _grace(self) -> float:
+        if self._stop_deadline:
+            return max(0.0, self._stop_deadline - time.time())
+        return _DEFAULT_STOP_GRACE_S
+
+
+def _frozen(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+async def _logged(awaitable) -> None:
+    try:
+        await awaitable
+    except Exception:
+        log.exception("on_stop callback failed")
+
+
+async def run_async(main: Callable[[ComponentContext], Awaitable[None]],
+                    startup: StartupInfo | None = None) -> int:
+    """Run ``main(ctx)`` and clean up; returns the exit code (0, or 1 if ``main`` raised).
+
+    ``startup`` defaults to the one the manager passed through ``CM_STARTUP_FD``; an
+    ``inproc`` entry passes its own: ``async def entry(startup): await run_async(main, startup)``.
+    """
+    own_process = startup is None
+    ctx = ComponentContext(startup or StartupInfo.from_inherited_fd())
+    loop = asyncio.get_running_loop()
+    sigterm = own_process and _install_sigterm(loop, ctx)
+    try:
+        await main(ctx)
+        code = 0
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    finally:
+        if sigterm:
+            loop.remove_signal_handler(signal.SIGTERM)
+        await ctx.aclose()
+    return code
+
+
+def _install_sigterm(loop: asyncio.AbstractEventLoop, ctx: ComponentContext) -> bool:
+    """SIGTERM is a stop too (reason "terminated"): callbacks run, then main may return."""
+    try:
+        loop.add_signal_handler(signal.SIGTERM, ctx._begin_stop, "terminated", None)
+        return True
+    except (RuntimeError, ValueError):  # not the main thread
+        return False
+
+
+def run(main: Callable[[ComponentContext], Awaitable[None]]) -> None:
+    """The program's entry point: ``sdk.run(main)``. Exits the process with main's code."""
+    code = asyncio.run(run_async(main))
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,105 @@
+"""The records the manager keeps in its own LMDB, and their byte encoding.
+
+A record is a frozen dataclass; ``to_bytes()`` gives the stored value and ``from_bytes()``
+reads it back. The key (moniker or instance id) is not repeated in the value: ``from_bytes``
+takes it as an argument. Values are compact JSON arrays (positional, no field names) whose
+first element is the record's format version, so a later version can still read old values.
+
+Example::
+
+    r = InstanceRecord("/app/workers:job-1", "ab" * 32, "file:///pkgs/job.cm", 1, "workers", True)
+    InstanceRecord.from_bytes(r.moniker, r.to_bytes()) == r   # True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["InstanceRecord", "ProcessRecord", "RecordFormatError"]
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_DECODE = json.JSONDecoder().decode
+_VERSION = 1
+
+
+class RecordFormatError(ValueError):
+    """A stored value is not a record of a version this code reads (wrapped by the store)."""
+
+
+def _decode(data: bytes, width: int) -> list[Any]:
+    try:
+        fields = _DECODE(bytes(data).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RecordFormatError(f"not a JSON record: {e}") from None
+    if not isinstance(fields, list) or len(fields) != width + 1 or fields[0] != _VERSION:
+        raise RecordFormatError(f"expected a version-{_VERSION} record of {width} fields")
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    """What the manager remembers about one instance, keyed by its moniker string.
+
+    ``last_start`` is ``{"reason", "at", ...}``; ``last_stop`` is
+    ``{"reason", "disposition", "exit_code", "signal", "run_time_s", "stopped_at", "detail"}``
+    (both ``None`` until the first start / stop). Example: a dynamic child
+    ``InstanceRecord("/core/workers:job-7", id, url, incarnation=3, collection="workers",
+    dynamic=True)``.
+    """
+
+    moniker: str
+    instance_id: str
+    url: str
+    incarnation: int = 0
+    collection: str = ""
+    dynamic: bool = False
+    last_start: dict | None = None
+    last_stop: dict | None = None
+
+    def to_bytes(self) -> bytes:
+        return _ENCODE([_VERSION, self.instance_id, self.url, self.incarnation, self.collection,
+                        self.dynamic, self.last_start, self.last_stop]).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, moniker: str, data: bytes) -> InstanceRecord:
+        """Raises RecordFormatError if ``data`` is not an instance record."""
+        _, instance_id, url, incarnation, collection, dynamic, start, stop = _decode(data, 7)
+        return cls(moniker, instance_id, url, incarnation, collection, dynamic, start, stop)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """A program that is running now, keyed by instance id, so that a manager that restarts
+    (even after ``kill -9``) finds it. ``start_ticks`` and ``boot_id`` tell a live process
+    from a later one that reuses the pid. Example:
+    ``ProcessRecord(id, "/app/server", pid=4242, pgid=4242, start_ticks=981234, boot_id="…")``.
+    """
+
+    instance_id: str
+    moniker: str
+    pid: int
+    pgid: int
+    start_ticks: int
+    boot_id: str
+    started_at: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        return _ENCODE([_VERSION, self.moniker, self.pid, self.pgid, self.start_ticks,
+                        self.boot_id, self.started_at]).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, instance_id: str, data: bytes) -> ProcessRecord:
+        """Raises RecordFormatError if ``data`` is not a process record."""
+        _, moniker, pid, pgid, start_ticks, boot_id, started_at = _decode(data, 6)
+        return cls(instance_id, moniker, pid, pgid, start_ticks, boot_id, started_at)
+
+
+def encode_json(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as stored for events."""
+    return _ENCODE(value).encode("utf-8")
+
+
+def decode_json(data: bytes) -> Any:
+    return _DECODE(bytes(data).decode("utf-8"))

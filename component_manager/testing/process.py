@@ -1,0 +1,213 @@
+"""A real manager process for tests: start it on a state directory, drive it with the real
+``cm`` executable and the real gRPC API, watch its events, kill it, bring it back.
+
+Example::
+
+    with ManagerProcess(tmp_dir, root="components/realm.cml") as manager:
+        with manager.events() as events:
+            manager.cm("start", "/counter")
+            events.wait_for(type="started", moniker="/counter")
+        manager.kill9()
+        manager.start()          # the same state directory: the same instances
+
+Teardown (``close()``, also on an exception inside ``with``) stops the manager with
+SIGTERM (an ordered shutdown), SIGKILLs it if it hangs, and kills any program process group
+it left, so a failing test leaks nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+__all__ = ["EventWatch", "ManagerProcess", "cm_executable"]
+
+READY_TIMEOUT_S = 30.0
+
+
+def cm_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("cm")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "component_manager.cli.main"]
+
+
+class ManagerProcess:
+    def __init__(self, state_dir: Path, root: str | None = None):
+        self.state_dir = Path(state_dir)
+        self.root = root
+        self.process: subprocess.Popen | None = None
+
+    # ---- lifecycle of the manager itself ---------------------------------------------------
+
+    def start(self) -> ManagerProcess:
+        read_end, write_end = os.pipe()
+        args = [sys.executable, "-m", "component_manager.cli.main", "--state-dir", str(self.state_dir),
+                "manager", "run", "--ready-fd", str(write_end)]
+        if self.root:
+            args += ["--root", self.root]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.state_dir / "manager.log", "ab")
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        pass_fds=(write_end,), start_new_session=True)
+        log.close()
+        os.close(write_end)
+        try:
+            ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT_S)
+            line = os.read(read_end, 64) if ready else b""
+        finally:
+            os.close(read_end)
+        if line.strip() != b"ready":
+            self.kill9()
+            raise RuntimeError(f"manager did not start; its log:\n{self.log_text()}")
+        return self
+
+    def log_text(self) -> str:
+        path = self.state_dir / "manager.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """Ordered shutdown (SIGTERM); returns the manager's exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill9(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                self.terminate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        kill_leftover_programs(self.state_dir)
+
+    def __enter__(self) -> ManagerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- driving it ------------------------------------------------------------------------
+
+    def cm(self, *args: str, check: bool = True, timeout: float = 120.0) -> subprocess.CompletedProcess:
+        result = subprocess.run([*cm_executable(), "--state-dir", str(self.state_dir), *args],
+                                capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"cm {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def cm_json(self, *args: str):
+        return json.loads(self.cm(*args, "--json").stdout)
+
+    def show(self, moniker: str) -> dict:
+        return self.cm_json("show", moniker)
+
+    def channel(self):
+        import grpc
+
+        return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}")
+
+    def events(self, prefix: str = "") -> EventWatch:
+        return EventWatch(self, prefix)
+
+
+class EventWatch:
+    """Collects live events from the manager's EventStream in a thread, from the moment it
+    is entered; ``wait_for`` returns the first matching event or fails after ``timeout``."""
+
+    def __init__(self, manager: ManagerProcess, prefix: str):
+        self._manager = manager
+        self._prefix = prefix
+        self._queue: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+
+    def __enter__(self) -> EventWatch:
+        from .._generated import manager_pb2, manager_pb2_grpc
+
+        self._channel = self._manager.channel()
+        stub = manager_pb2_grpc.EventStreamStub(self._channel)
+        self._stream = stub.Subscribe(manager_pb2.SubscribeRequest(moniker_prefix=self._prefix, follow=True))
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+        # The first event proves the subscription is live; there may be none, so wait for the
+        # stream's initial metadata instead.
+        self._stream.initial_metadata()
+        return self
+
+    def _pump(self) -> None:
+        import grpc
+
+        try:
+            for event in self._stream:
+                self._queue.put(_event_dict(event))
+        except grpc.RpcError:
+            pass
+        self._queue.put(None)
+
+    def wait_for(self, timeout: float = 30.0, **match) -> dict:
+        deadline = time.monotonic() + timeout
+        for event in self.seen:
+            if _matches(event, match):
+                return event
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no event {match} within {timeout}s; saw {self.seen}")
+            try:
+                event = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if event is None:
+                raise AssertionError(f"event stream ended before {match}; saw {self.seen}")
+            self.seen.append(event)
+            if _matches(event, match):
+                return event
+
+    def __exit__(self, *exc) -> None:
+        self._stream.cancel()
+        self._channel.close()
+
+
+def _event_dict(event) -> dict:
+    stop = None
+    if event.HasField("stop"):
+        s = event.stop
+        stop = {"reason": s.reason, "disposition": s.disposition,
+                "exit_code": s.exit_code if s.HasField("exit_code") else None,
+                "signal": s.signal if s.HasField("signal") else None, "run_time_s": s.run_time_s}
+    return {"seq": event.seq, "timestamp": event.timestamp, "type": event.type, "moniker": event.moniker,
+            "instance_id": event.instance_id, "reason": event.reason, "stop": stop, "detail": event.detail}
+
+
+def _matches(event: dict, match: dict) -> bool:
+    for key, want in match.items():
+        have = event.get(key) if key not in ("disposition",) else (event.get("stop") or {}).get(key)
+        if have != want:
+            return False
+    return True
+
+
+def kill_leftover_programs(state_dir: Path) -> int:
+    """Kill any program process group the store says is running (after a kill -9 test)."""
+    from ..runners import procinfo
+    from ..runners.base import ProcessIdentity
+    from ..storage.topology import TopologyStore
+
+    path = Path(state_dir) / "manager.lmdb"
+    if not path.exists():
+        return 0
+    store = TopologyStore(path)
+    try:
+        return sum(procinfo.kill_group(ProcessIdentity(r.pid, r.pgid, r.start_ticks, r.boot_id))
+                   for r in store.all_processes())
+    finally:
+        store.close()

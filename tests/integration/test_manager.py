@@ -1,0 +1,166 @@
+"""The manager as a user meets it: a real manager process, real component processes, real
+LMDB on disk, driven through the real `cm` executable and the gRPC API."""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+
+from component_manager._generated import manager_pb2, manager_pb2_grpc
+from component_manager.testing.process import ManagerProcess
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).parent
+LIFECYCLE_REALM = str(HERE / "components" / "lifecycle_realm.cml")
+
+
+def counts(manager: ManagerProcess, moniker: str) -> list[int]:
+    log = Path(manager.show(moniker)["log_path"])
+    return [int(n) for n in re.findall(r"count=(\d+)", log.read_text())]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_counter_state_survives_stop_start_and_kill9(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        manager.cm("stop", "/counter")
+        manager.cm("start", "/counter")
+        assert counts(manager, "/counter") == [1, 2]
+        before = manager.show("/counter")
+        assert before["execution_state"] == "running"
+
+        manager.kill9()
+        assert alive(before["pid"]), "a manager killed with -9 cannot stop its programs"
+        manager.start()
+        after = manager.show("/counter")
+        assert after["instance_id"] == before["instance_id"]
+        assert not alive(before["pid"]), "the restarted manager must stop what the dead one left"
+        assert after["execution_state"] == "stopped"
+        assert after["last_stop"]["reason"] == "system_shutdown"
+
+        manager.cm("start", "/counter")
+        assert counts(manager, "/counter")[-1] == 3
+
+
+def test_destroyed_dynamic_child_comes_back_as_a_new_identity(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("create", "/workers:c1", "counter/counter.cml")
+        first = manager.show("/workers:c1")
+        manager.cm("start", "/workers:c1")
+        manager.cm("stop", "/workers:c1")
+        manager.cm("start", "/workers:c1")
+        assert counts(manager, "/workers:c1") == [1, 2]
+        storage = Path(manager.show("/workers:c1")["storage"][0]["path"])
+        assert storage.exists()
+
+        manager.cm("destroy", "/workers:c1")
+        assert not storage.exists(), "destroy deletes the instance's storage"
+        manager.cm("create", "/workers:c1", "counter/counter.cml")
+        second = manager.show("/workers:c1")
+        assert second["instance_id"] != first["instance_id"]
+        assert second["incarnation"] > first["incarnation"]
+        manager.cm("start", "/workers:c1")
+        assert counts(manager, "/workers:c1") == [1]
+
+
+def test_persistent_children_survive_a_manager_restart(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("create", "/workers:keep", "counter/counter.cml")
+        identity = manager.show("/workers:keep")["instance_id"]
+        assert manager.terminate() == 0
+        manager.start()
+        assert manager.show("/workers:keep")["instance_id"] == identity
+
+
+def test_stop_dispositions(manager_dir):
+    with ManagerProcess(manager_dir, root=LIFECYCLE_REALM) as manager:
+        manager.cm("start", "/ignores_stop")
+        manager.cm("stop", "/ignores_stop")
+        ignored = manager.show("/ignores_stop")["last_stop"]
+        assert ignored["reason"] == "requested"
+        assert ignored["disposition"] == "killed_after_timeout"
+        assert ignored["signal"] == 9  # it ignored SIGTERM too
+
+        manager.cm("start", "/handles_stop")
+        manager.cm("stop", "/handles_stop")
+        handled = manager.show("/handles_stop")["last_stop"]
+        assert (handled["disposition"], handled["exit_code"]) == ("stopped", 0)
+
+        with manager.events() as events:
+            manager.cm("start", "/crashes")
+            crash = events.wait_for(type="stopped", moniker="/crashes")
+        assert crash["reason"] == "crashed"
+        assert crash["stop"]["signal"] == 11
+        assert manager.show("/crashes")["last_stop"]["reason"] == "crashed"
+
+
+def test_fifty_concurrent_starts_start_one_process(manager_dir):
+    with ManagerProcess(manager_dir) as manager, manager.events("/counter") as events:
+        stub = manager_pb2_grpc.LifecycleControllerStub(manager.channel())
+        request = manager_pb2.InstanceRequest(moniker="/counter")
+        with ThreadPoolExecutor(50) as pool:
+            replies = list(pool.map(lambda _: stub.Start(request, timeout=60), range(50)))
+        assert len({r.instance.pid for r in replies}) == 1
+        assert sum(not r.was_running for r in replies) >= 1
+        events.wait_for(type="started", moniker="/counter")
+        assert [e["type"] for e in events.seen].count("started") == 1
+        assert counts(manager, "/counter") == [1]
+
+
+def test_no_program_outlives_an_ordered_shutdown(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        manager.cm("run", "/workers:w1", "counter/counter.cml")
+        pids = [manager.show(m)["pid"] for m in ("/counter", "/workers:w1")]
+        assert all(alive(pid) for pid in pids)
+        assert manager.terminate() == 0
+        assert not any(alive(pid) for pid in pids)
+        manager.start()
+        assert manager.show("/counter")["last_stop"]["reason"] == "system_shutdown"
+
+
+@pytest.mark.parametrize("args, code, exit_code, fragment", [
+    (("show", "/nope"), grpc.StatusCode.NOT_FOUND, 4, "'/nope' not found"),
+    (("start", "/Bad Name"), grpc.StatusCode.INVALID_ARGUMENT, 1, "invalid moniker '/Bad Name'"),
+    (("destroy", "/counter"), grpc.StatusCode.FAILED_PRECONDITION, 1, "'/counter'"),
+    (("create", "/nowhere:x", "counter/counter.cml"), grpc.StatusCode.NOT_FOUND, 4, "no collection 'nowhere'"),
+    (("create", "/workers:x", "does/not/exist.cml"), grpc.StatusCode.INVALID_ARGUMENT, 1, "does/not/exist.cml"),
+])
+def test_bad_requests_get_one_line_and_the_manager_keeps_serving(manager_dir, args, code, exit_code, fragment):
+    with ManagerProcess(manager_dir) as manager:
+        result = manager.cm(*args, check=False)
+        assert result.returncode == exit_code
+        assert fragment in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr
+        assert "/counter" in {row["moniker"] for row in manager.cm_json("list")}
+
+
+def test_create_of_an_existing_name_is_already_exists(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("create", "/workers:c1", "counter/counter.cml")
+        stub = manager_pb2_grpc.RealmStub(manager.channel())
+        with pytest.raises(grpc.RpcError) as error:
+            stub.CreateChild(manager_pb2.CreateChildRequest(
+                parent="/", collection="workers", name="c1", url="counter/counter.cml"), timeout=30)
+        assert error.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert "/workers:c1" in error.value.details()
+
+
+def test_control_socket_is_owner_only(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        mode = (manager.state_dir / "manager.sock").stat().st_mode & 0o777
+        assert mode == 0o600

@@ -1,0 +1,183 @@
+"""TopologyStore on a real LMDB in tmp_path: durability, subtree deletes, counters, events."""
+
+import time
+
+import pytest
+
+from component_manager.errors import StorageError
+from component_manager.storage.records import InstanceRecord, ProcessRecord
+from component_manager.storage.topology import TopologyStore
+
+IID = "ab" * 32
+STOP = {"reason": "requested", "disposition": "stopped", "exit_code": 0, "signal": None,
+        "run_time_s": 1.5, "stopped_at": 1700000000.0, "detail": ""}
+
+
+def record(moniker: str, **kw) -> InstanceRecord:
+    return InstanceRecord(moniker, kw.pop("instance_id", IID), kw.pop("url", "file:///p/x.cm"), **kw)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "state" / "manager.lmdb"
+
+
+@pytest.fixture
+def store(path):
+    s = TopologyStore(path)
+    yield s
+    s.close()
+
+
+def reopen(store: TopologyStore) -> TopologyStore:
+    store.close()
+    return TopologyStore(store.path)
+
+
+def test_record_roundtrip():
+    r = record("/a/c:x", incarnation=3, collection="c", dynamic=True,
+               last_start={"reason": "cm start", "at": 1.0}, last_stop=STOP)
+    assert InstanceRecord.from_bytes(r.moniker, r.to_bytes()) == r
+    p = ProcessRecord(IID, "/a", 10, 10, 12345, "boot", 2.5)
+    assert ProcessRecord.from_bytes(IID, p.to_bytes()) == p
+
+
+def test_instances_survive_close_and_reopen(store):
+    r = record("/app", last_start={"reason": "eager", "at": 2.0}, last_stop=STOP)
+    store.put_instance(r)
+    store = reopen(store)
+    try:
+        assert store.get_instance("/app") == r
+        assert store.get_instance("/nope") is None
+        assert store.all_instances() == [r]
+    finally:
+        store.close()
+
+
+def test_processes_survive_reopen_and_delete(store):
+    p = ProcessRecord(IID, "/app/server", 4242, 4242, 981234, "boot-1", 3.0)
+    store.put_process(p)
+    store = reopen(store)
+    try:
+        assert store.all_processes() == [p]
+        assert store.get_process(IID) == p
+        assert store.delete_process(IID) is True
+        assert store.delete_process(IID) is False
+        assert store.all_processes() == []
+    finally:
+        store.close()
+
+
+def test_delete_subtree_spares_siblings_with_a_common_prefix(store):
+    for m in ["/", "/app", "/app/a", "/app/c:x", "/app/c:x/y", "/app-2", "/app.b", "/apple"]:
+        store.put_instance(record(m))
+    assert store.delete_subtree("/app") == 4
+    assert [r.moniker for r in store.all_instances()] == ["/", "/app-2", "/app.b", "/apple"]
+
+
+def test_delete_instance_removes_only_that_record(store):
+    store.put_instance(record("/a"))
+    store.put_instance(record("/a/b"))
+    assert store.delete_instance("/a") is True
+    assert store.delete_instance("/a") is False
+    assert [r.moniker for r in store.all_instances()] == ["/a/b"]
+
+
+def test_delete_subtree_of_root_deletes_everything(store):
+    for m in ["/", "/a", "/a/b"]:
+        store.put_instance(record(m))
+    assert store.delete_subtree("/") == 3
+    assert store.all_instances() == []
+
+
+def test_incarnation_is_never_reused(store):
+    assert [store.next_incarnation("/core", "workers") for _ in range(3)] == [1, 2, 3]
+    assert store.next_incarnation("/core", "other") == 1
+    assert store.next_incarnation("/core/x", "workers") == 1
+    store.put_instance(record("/core/workers:j", incarnation=3, collection="workers", dynamic=True))
+    store.delete_subtree("/core")
+    store = reopen(store)
+    try:
+        assert store.next_incarnation("/core", "workers") == 4
+    finally:
+        store.close()
+
+
+def test_batch_commits_all_or_nothing(store):
+    with store.batch() as b:
+        b.put_instance(record("/a"))
+        seq = b.append_event({"type": "created", "moniker": "/a"})
+        n = b.next_incarnation("/", "c")
+    assert (seq, n) == (1, 1)
+    assert store.get_instance("/a") is not None
+    with pytest.raises(RuntimeError):
+        with store.batch() as b:
+            b.put_instance(record("/b"))
+            b.next_incarnation("/", "c")
+            raise RuntimeError("abort")
+    assert store.get_instance("/b") is None
+    assert store.next_incarnation("/", "c") == 2
+
+
+def test_events_keep_order_seq_and_survive_reopen(store):
+    seqs = [store.append_event({"type": "started", "n": i}) for i in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    store = reopen(store)
+    try:
+        assert [e["n"] for e in store.events()] == [0, 1, 2, 3, 4]
+        assert [e["seq"] for e in store.events(since_seq=2, limit=2)] == [3, 4]
+        assert store.events(since_seq=5) == []
+        assert store.append_event({"type": "x"}) == 6
+    finally:
+        store.close()
+
+
+def test_event_ring_trims_oldest_in_the_same_commit(path):
+    store = TopologyStore(path, event_ring=10)
+    try:
+        for i in range(25):
+            store.append_event({"n": i})
+        events = store.events()
+        assert [e["seq"] for e in events] == list(range(16, 26))
+        assert store.statistics()["events"] == 10
+        assert store.events(since_seq=0, limit=1)[0]["n"] == 15
+    finally:
+        store.close()
+
+
+def test_opening_twice_in_one_process_is_a_storage_error(store):
+    with pytest.raises(StorageError, match="already open"):
+        TopologyStore(store.path)
+
+
+def test_close_is_idempotent_and_allows_reopen(store):
+    store.close()
+    store.close()
+    TopologyStore(store.path).close()
+
+
+def test_unreadable_record_is_a_storage_error(store):
+    with store._env.begin(write=True) as txn:
+        txn.put(b"/bad", b"not json", db=store._instances)
+    with pytest.raises(StorageError, match="unreadable"):
+        store.all_instances()
+
+
+def test_every_write_is_synced(store):
+    flags = store._env.flags()
+    assert flags["sync"] and flags["metasync"] and not flags["writemap"]
+
+
+def test_loading_100k_records(store, capsys):
+    stop = dict(STOP)
+    with store.batch() as b:
+        for i in range(100_000):
+            b.put_instance(InstanceRecord(f"/core/workers:job-{i:06d}", f"{i:064x}",
+                                          "file:///pkgs/job.cm", i, "workers", True,
+                                          {"reason": "cm start", "at": 1.0}, stop))
+    start = time.perf_counter()
+    records = store.all_instances()
+    elapsed = time.perf_counter() - start
+    assert len(records) == 100_000 and records[5].incarnation == 5
+    with capsys.disabled():
+        print(f"\n  all_instances(): 100,000 records in {elapsed * 1000:.0f} ms")

@@ -1,0 +1,80 @@
+"""The main job: a manager running the example realm, driven by `cm` as a user would.
+
+Shows lazy start through a capability route, the idle stop, state that survives stop, start
+and a manager restart, and a destroyed dynamic child coming back as a new identity. Every
+line it prints is a real `cm` command and its real output.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from component_manager.testing.process import ManagerProcess  # noqa: E402
+
+STATE = ROOT / ".cm-demo"
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}")
+
+
+def run(manager: ManagerProcess, *args: str) -> str:
+    result = manager.cm(*args, check=False)
+    print(f"$ cm {' '.join(args)}")
+    out = (result.stdout + result.stderr).rstrip()
+    if out:
+        print("  " + out.replace("\n", "\n  "))
+    if result.returncode != 0:
+        raise SystemExit(f"demo failed: cm {' '.join(args)} exited {result.returncode}")
+    return result.stdout
+
+
+def main() -> int:
+    shutil.rmtree(STATE, ignore_errors=True)
+    manager = ManagerProcess(STATE)
+    step(f"start a manager on {STATE.name}/ with the example realm (components/realm.cml)")
+    manager.start()
+    try:
+        run(manager, "tree")
+        step("nothing runs until asked: start the client; it connects to echo.Echo, "
+             "which starts the server lazily")
+        with manager.events() as events:
+            run(manager, "start", "/echo_client")
+            events.wait_for(type="stopped", moniker="/echo_client")
+            run(manager, "logs", "/echo_client")
+            run(manager, "show", "/echo_server")
+            step("the server has idle_timeout 3s: wait for its idle stop")
+            event = events.wait_for(type="stopped", moniker="/echo_server", timeout=30)
+            print(f"  event: {event['moniker']} stopped, reason {event['reason']}")
+        step("counter keeps a number in its LMDB storage: start, stop, start")
+        run(manager, "start", "/counter")
+        run(manager, "stop", "/counter")
+        run(manager, "start", "/counter")
+        run(manager, "logs", "/counter")
+        step("restart the manager (ordered shutdown, then start on the same state)")
+        print(f"  manager exited with {manager.terminate()}")
+        manager.start()
+        run(manager, "start", "/counter")
+        run(manager, "logs", "/counter")
+        step("a dynamic child: create, start, destroy, create again: a new identity, count from 1")
+        run(manager, "create", "/workers:c1", "counter/counter.cml")
+        run(manager, "start", "/workers:c1")
+        run(manager, "destroy", "/workers:c1")
+        run(manager, "create", "/workers:c1", "counter/counter.cml")
+        run(manager, "start", "/workers:c1")
+        run(manager, "logs", "/workers:c1")
+        run(manager, "list")
+    finally:
+        step("ordered shutdown")
+        manager.close()
+        print("  done; state kept in", STATE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
