@@ -55,6 +55,11 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.DestroyReply.FromString,
                 _registered_method=True)
+        self.DeleteStorage = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/DeleteStorage',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.DeleteStorageReply.FromString,
+                _registered_method=True)
 
 
 class LifecycleControllerServicer:
@@ -84,6 +89,12 @@ class LifecycleControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteStorage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -106,6 +117,11 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.Destroy,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.DestroyReply.SerializeToString,
+            ),
+            'DeleteStorage': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteStorage,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.DeleteStorageReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -216,6 +232,33 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/Destroy',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.DestroyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteStorage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/DeleteStorage',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.DeleteStorageReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,7 +10,7 @@ import json
 
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
-from ..errors import RouteError
+from ..errors import InvalidRequest, RouteError
 from ..model.reasons import START_REQUESTED, StopReason
 from .status import reports_errors
 
@@ -18,10 +18,12 @@ __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "Re
 
 
 def summary(inst) -> pb.InstanceSummary:
+    last = inst.last_stop
     return pb.InstanceSummary(
         moniker=str(inst.moniker), url=inst.url, instance_id=inst.instance_id,
         state=inst.state.value, execution_state=inst.execution_state.value,
         incarnation=inst.incarnation, pid=inst.run.pid if inst.run else 0,
+        last_stop_reason=last.reason if last else "", last_stop_disposition=last.disposition if last else "",
     )
 
 
@@ -51,11 +53,7 @@ def details(model, inst) -> pb.InstanceDetails:
     reply.package_dir = str(inst.package_dir or "")
     reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
     reply.exposes.extend(f"{e.kind} {e.target_name}" for e in decl.exposes)
-    for use in decl.uses:
-        if use.kind == "storage":
-            path = model.areas.path_for(inst.instance_id, use.target_name)
-            reply.storage.append(pb.StorageInfo(name=use.target_name, path=str(path),
-                                                size_bytes=_size(path)))
+    reply.storage.extend(storage_infos(model, inst))
     if inst.run is not None and inst.run.config:
         reply.config.extend(pb.ConfigValue(key=k, value_json=json.dumps(v), source="")
                             for k, v in sorted(inst.run.config.items()))
@@ -79,6 +77,14 @@ def _use_info(model, inst, use) -> pb.UseInfo:
     except Exception as e:  # noqa: BLE001 - a show must not fail because one route is odd
         info.route_status = f"broken: {e}"
     return info
+
+
+def storage_infos(model, inst) -> list[pb.StorageInfo]:
+    """One StorageInfo per storage the instance uses (the area may not exist yet: size 0)."""
+    uses = inst.decl.uses if inst.decl is not None else ()
+    return [pb.StorageInfo(name=u.target_name, path=str(path), size_bytes=_size(path))
+            for u in uses if u.kind == "storage"
+            for path in (model.areas.path_for(inst.instance_id, u.target_name),)]
 
 
 def _size(path) -> int:
@@ -118,6 +124,19 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
         inst = self.model.find(request.moniker)
         await self.model.destroy(inst)
         return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
+
+    @reports_errors
+    async def DeleteStorage(self, request, context):
+        from ..actions.set import ActionKind
+
+        inst = self.model.find(request.moniker)
+        # No await from the check to the delete: a start cannot slip in between.
+        if inst.run is not None or inst.actions.in_flight(ActionKind.START):
+            raise InvalidRequest(str(inst.moniker), "is running; stop it before deleting its storage")
+        deleted = storage_infos(self.model, inst)
+        self.model.areas.delete(inst.instance_id)
+        self.model.events.publish("storage_deleted", inst, detail=", ".join(a.name for a in deleted))
+        return pb.DeleteStorageReply(moniker=str(inst.moniker), instance_id=inst.instance_id, deleted=deleted)
 
 
 class RealmServicer(pb_grpc.RealmServicer):

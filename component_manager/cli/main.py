@@ -15,7 +15,7 @@ import sys
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_MANAGER, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
 # Command modules, each with register(subparsers) that sets args.handler(args) -> int.
-_COMMAND_MODULES = ("manifest_cmds", "manager_cmds")
+_COMMAND_MODULES = ("manifest_cmds", "manager_cmds", "observe_cmds", "storage_cmds", "completion_cmds")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["register"]
+__all__ = ["MONIKER_HELP", "register"]
+
+MONIKER_HELP = "an absolute moniker (/echo_server) or a unique fragment of one (server)"
 
 
 def register(sub) -> None:
@@ -34,7 +36,9 @@ def register(sub) -> None:
         ("resolve", "resolve an instance's manifest", _resolve),
         ("logs", "print a program's output", _logs),
     ):
-        _simple(sub, name, helptext, handler).add_argument("moniker")
+        _simple(sub, name, helptext, handler).add_argument("moniker", help=MONIKER_HELP)
+    sub.choices["logs"].add_argument("-f", "--follow", action="store_true",
+                                     help="keep printing as the log grows (until Ctrl-C or destroy)")
     for name, start in (("create", False), ("run", True)):
         p = _simple(sub, name, "create a dynamic child" + (" and start it" if start else ""), _create)
         p.add_argument("moniker", help="PARENT/COLLECTION:NAME, e.g. /workers:c1")
@@ -48,6 +52,12 @@ def argparse_suppress():
     return argparse.SUPPRESS
 
 
+def colour_enabled(args) -> bool:
+    from .output import colour_enabled as enabled
+
+    return enabled(args)
+
+
 def _simple(sub, name, helptext, handler):
     parser = sub.add_parser(name, help=helptext)
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -59,6 +69,12 @@ def _client(args):
     from .client import Client
 
     return Client(args.state_dir)
+
+
+def _target(client, args) -> str:
+    from .monikers import resolve_moniker
+
+    return resolve_moniker(client, args.moniker)
 
 
 def _pb():
@@ -127,7 +143,8 @@ def _detach(args, root: str) -> int:
 def summary_dict(s) -> dict:
     return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
             "execution_state": s.execution_state, "incarnation": s.incarnation,
-            "pid": s.pid or None}
+            "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
+            "last_stop_disposition": s.last_stop_disposition or None}
 
 
 def _list(args) -> int:
@@ -137,12 +154,17 @@ def _list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max((len(r["moniker"]) for r in rows), default=7)
-    print(f"{'MONIKER':<{width}}  {'STATE':<10}  {'EXECUTION':<9}  {'ID':<12}  URL")
-    for r in rows:
-        print(f"{r['moniker']:<{width}}  {r['state']:<10}  {r['execution_state']:<9}  "
-              f"{r['instance_id'][:12]}  {r['url']}")
+    print(format_list(rows, colour_enabled(args)))
     return 0
+
+
+def format_list(rows: list[dict], colour: bool = False) -> str:
+    """MONIKER STATUS PID ID URL; STATUS is running/stopped/failed/... in its colour."""
+    from .output import state_colour, state_label, table
+
+    cells = [[r["moniker"], state_label(r), str(r["pid"] or "-"), r["instance_id"][:12], r["url"]] for r in rows]
+    colours = [[None, state_colour(r), None, "dim", None] for r in rows]
+    return table(["MONIKER", "STATUS", "PID", "ID", "URL"], cells, colours, colour)
 
 
 def _tree(args) -> int:
@@ -152,11 +174,43 @@ def _tree(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for r in rows:
-        depth = 0 if r["moniker"] == "/" else r["moniker"].count("/")
-        name = "/" if depth == 0 else r["moniker"].rsplit("/", 1)[1]
-        print(f"{'  ' * depth}{name}  [{r['state']}, {r['execution_state']}]")
+    print(format_tree(rows, colour_enabled(args)))
     return 0
+
+
+def format_tree(rows: list[dict], colour: bool = False) -> str:
+    """The topology with box-drawing branches, each name followed by its status::
+
+        /  running
+        ├── echo_server  stopped
+        └── workers:c1  failed (crashed)
+    """
+    from .output import paint, state_colour, state_label
+
+    children: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["moniker"] != "/":
+            children.setdefault(_parent(r["moniker"]), []).append(r)
+    lines: list[str] = []
+
+    def walk(row: dict, prefix: str, branch: str, name: str) -> None:
+        label = state_label(row)
+        if label == "failed" and row.get("last_stop_disposition"):
+            label += f" ({row['last_stop_disposition']})"
+        lines.append(f"{prefix}{branch}{name}  {paint(label, state_colour(row), colour)}")
+        kids = children.get(row["moniker"], [])
+        inner = prefix + ("" if not branch else ("    " if branch.startswith("└") else "│   "))
+        for i, kid in enumerate(kids):
+            walk(kid, inner, "└── " if i == len(kids) - 1 else "├── ", kid["moniker"].rsplit("/", 1)[1])
+
+    known = {r["moniker"] for r in rows}
+    for root in (r for r in rows if r["moniker"] == "/" or _parent(r["moniker"]) not in known):
+        walk(root, "", "", root["moniker"])
+    return "\n".join(lines)
+
+
+def _parent(moniker: str) -> str:
+    return moniker.rsplit("/", 1)[0] or "/"
 
 
 def show_dict(d) -> dict:
@@ -187,7 +241,7 @@ def show_dict(d) -> dict:
 
 def _get(args):
     client = _client(args)
-    return client.call(client.query.GetInstance, _pb().InstanceRequest(moniker=args.moniker))
+    return client.call(client.query.GetInstance, _pb().InstanceRequest(moniker=_target(client, args)))
 
 
 def _show(args) -> int:
@@ -231,11 +285,16 @@ def format_show(info: dict) -> str:
 
 
 def _logs(args) -> int:
-    path = Path(_get(args).log_path)
-    if path.exists():
-        with open(path, "rb") as f:
-            sys.stdout.buffer.write(f.read())
-    return 0
+    info = _get(args)
+    path = Path(info.log_path)
+    if not args.follow:
+        if path.exists():
+            with open(path, "rb") as f:
+                sys.stdout.buffer.write(f.read())
+        return 0
+    from .follow import follow_log
+
+    return follow_log(args.state_dir, info.summary.moniker, path)
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -247,14 +306,14 @@ def _print(args, message: str, data: dict) -> int:
 
 def _start(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Start, _pb().InstanceRequest(moniker=args.moniker))
+    reply = client.call(client.lifecycle.Start, _pb().InstanceRequest(moniker=_target(client, args)))
     state = "already running" if reply.was_running else "started"
     return _print(args, f"{reply.instance.moniker}: {state}", summary_dict(reply.instance))
 
 
 def _stop(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Stop, _pb().InstanceRequest(moniker=args.moniker))
+    reply = client.call(client.lifecycle.Stop, _pb().InstanceRequest(moniker=_target(client, args)))
     if not reply.was_running:
         return _print(args, f"{reply.instance.moniker}: was not running", summary_dict(reply.instance))
     stop = reply.stop
@@ -264,13 +323,13 @@ def _stop(args) -> int:
 
 def _destroy(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Destroy, _pb().InstanceRequest(moniker=args.moniker))
+    reply = client.call(client.lifecycle.Destroy, _pb().InstanceRequest(moniker=_target(client, args)))
     return _print(args, f"{reply.moniker}: destroyed", {"moniker": reply.moniker, "instance_id": reply.instance_id})
 
 
 def _resolve(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Resolve, _pb().InstanceRequest(moniker=args.moniker))
+    reply = client.call(client.lifecycle.Resolve, _pb().InstanceRequest(moniker=_target(client, args)))
     return _print(args, f"{reply.moniker}: {reply.state}", summary_dict(reply))
 
 

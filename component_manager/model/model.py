@@ -80,25 +80,38 @@ class Model:
     def _restore_dynamic(self, moniker: Moniker, record, records) -> None:
         parent = self.index.get(str(moniker.parent))
         if parent is None:
-            self.store.delete_subtree(str(moniker))  # its parent is gone: so is it
+            self._forget_subtree(moniker, records)  # its parent is gone: so is it
             return
         self._resolve_quietly(parent, records)
-        if parent.decl is None or parent.decl.collection(record.collection) is None:
+        coll = parent.decl.collection(record.collection) if parent.decl else None
+        if coll is None:
             log.warning("%s: collection %r no longer declared; keeping record", moniker, record.collection)
+            return
+        if coll.durability != "persistent":
+            self._forget_subtree(moniker, records)  # transient and single_run end with a manager
             return
         child = self._instantiate(moniker, parent, record.url, record)
         parent.children[str(moniker.leaf)] = child
 
+    def _forget_subtree(self, moniker: Moniker, records) -> None:
+        """Destroy, at boot, an instance that is not restored: its storage and its records."""
+        prefix = str(moniker) + "/"
+        for text, record in records.items():
+            if text == str(moniker) or text.startswith(prefix):
+                self.areas.delete(record.instance_id)
+        self.store.delete_subtree(str(moniker))
+
     def _instantiate(self, moniker: Moniker, parent, url: str, record=None) -> Instance:
+        leaf = moniker.leaf
+        collection = leaf.collection if leaf else None
         if record is None:
-            leaf = moniker.leaf
-            inst = Instance(moniker, parent, url, new_instance_id(), 0, leaf.collection if leaf else None)
-            persist.save(self.store, inst)
+            inst = Instance(moniker, parent, url, new_instance_id(), 0, collection)
         else:
-            inst = Instance(moniker, parent, record.url, record.instance_id, record.incarnation,
-                            record.collection or None)
+            inst = Instance(moniker, parent, url, record.instance_id, record.incarnation, collection)
             inst.last_start = record.last_start
             inst.last_stop = StopRecord.from_dict(record.last_stop)
+        if record is None or record.url != url:  # new, or its manifest now names another URL
+            persist.save(self.store, inst)
         self.index[str(moniker)] = inst
         return inst
 

@@ -80,12 +80,12 @@ class Resolver:
         return resolved
 
     def _load(self, url: str, path: Path) -> ComponentDecl:
-        from .. import manifest
-
         try:
             if path.suffix == ".cm":
-                return manifest.load(path)
-            return manifest.compile_file(path)
+                from ..manifest.codec import load
+                return load(path)
+            from ..manifest.compile import compile_file
+            return compile_file(path)
         except ManifestError as e:
             more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
             raise UrlError(url, f"invalid manifest: {e.problems[0]}{more}") from None

@@ -129,9 +129,9 @@ def route_use(view: TopologyView, moniker: Moniker, use: UseDecl) -> RouteResult
     if use.source == "self":
         return _declared(walk, moniker, name, f"'{moniker}' uses it from self but does not declare it")
     if use.source == "child":
-        return _down_child(walk, moniker, use.source_child, name, "used")
+        return _down_child(walk, moniker, use.source_child, name, f"used from '#{use.source_child}'")
     if use.source == "collection":
-        return _down_collection(walk, moniker, use.source_child, name, "used")
+        return _down_collection(walk, moniker, use.source_child, name, f"used from '#{use.source_child}'")
     return _end(walk, moniker, use.source, name, f"'{moniker}' uses it from void")
 
 
@@ -194,7 +194,7 @@ def _down_child(walk: _Walk, moniker: Moniker, child: str, name: str, how: str) 
 def _down_collection(walk: _Walk, moniker: Moniker, collection: str, name: str, how: str) -> RouteResult:
     """Go down into the one child of ``collection`` that exposes ``name``."""
     children = walk.view.collection_children(moniker, collection)
-    providers = [c for c in children if walk.decl(c).expose(walk.kind, name) is not None]
+    providers = [c for c in children if _find_expose(walk.decl(c), walk.kind, name) is not None]
     if len(providers) != 1:
         found = "no child" if not providers else f"{len(providers)} children"
         raise walk.fail(f"{how}, but {found} in collection '{collection}' of '{moniker}' expose it")

@@ -30,10 +30,10 @@ class RecordFormatError(ValueError):
 
 def _decode(data: bytes, width: int) -> list[Any]:
     try:
-        fields = _DECODE(bytes(data).decode("utf-8"))
+        fields = _DECODE(str(data, "utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise RecordFormatError(f"not a JSON record: {e}") from None
-    if not isinstance(fields, list) or len(fields) != width + 1 or fields[0] != _VERSION:
+    if type(fields) is not list or len(fields) != width + 1 or fields[0] != _VERSION:
         raise RecordFormatError(f"expected a version-{_VERSION} record of {width} fields")
     return fields
 
@@ -102,4 +102,4 @@ def encode_json(value: Any) -> bytes:
 
 
 def decode_json(data: bytes) -> Any:
-    return _DECODE(bytes(data).decode("utf-8"))
+    return _DECODE(str(data, "utf-8"))

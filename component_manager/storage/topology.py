@@ -219,7 +219,10 @@ class TopologyStore:
         """Every instance record, in moniker order (parents before their descendants)."""
         with self._read() as txn:
             items = list(txn.cursor(db=self._instances))
-        return [self._record(InstanceRecord, k.decode(), v) for k, v in items]
+        try:
+            return [InstanceRecord.from_bytes(k.decode(), v) for k, v in items]
+        except RecordFormatError:
+            return [self._record(InstanceRecord, k.decode(), v) for k, v in items]  # names the bad one
 
     # ---- processes -----------------------------------------------------------------------
 

@@ -272,7 +272,7 @@ def test_use_from_a_child_that_does_not_expose_it():
     view = DictView({"/": ComponentDecl(children=children("server"),
                                         uses=(use(source="child", source_child="server"),)),
                      "/server": ComponentDecl()})
-    assert broken(view, "/").reason == "used, but '/server' does not expose it"
+    assert broken(view, "/").reason == "used from '#server', but '/server' does not expose it"
 
 
 def test_use_from_self_without_declaring():

@@ -181,3 +181,23 @@ def test_loading_100k_records(store, capsys):
     assert len(records) == 100_000 and records[5].incarnation == 5
     with capsys.disabled():
         print(f"\n  all_instances(): 100,000 records in {elapsed * 1000:.0f} ms")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+STEP = st.sampled_from(["a", "a-b", "a.b", "b", "c:a", "c:x", "ab"])
+MONIKERS = st.lists(st.lists(STEP, min_size=0, max_size=3).map(lambda s: "/" + "/".join(s)), max_size=15)
+
+
+@settings(max_examples=100, deadline=None)
+@given(MONIKERS, MONIKERS)
+def test_delete_subtree_matches_the_moniker_tree(tmp_path_factory, present, targets):
+    with TopologyStore(tmp_path_factory.mktemp("s") / "manager.lmdb") as store:
+        with store.batch() as b:
+            for m in present:
+                b.put_instance(record(m))
+        target = (targets or ["/a"])[0]
+        prefix = target.rstrip("/") + "/"
+        expected = sorted(m for m in set(present) if m != target and not m.startswith(prefix))
+        store.delete_subtree(target)
+        assert [r.moniker for r in store.all_instances()] == expected

@@ -1,0 +1,150 @@
+"""Runs INSIDE benchmarks/.peers-venv (supervisor and circus installed there, not in the
+project): start N copies of ``sleep 3600`` under supervisord or circusd, stop them, R times,
+and time ``supervisorctl status`` / ``circusctl status``. Prints one JSON object.
+
+    .peers-venv/bin/python peers_driver.py supervisor N REPS WORKDIR SLEEP
+    .peers-venv/bin/python peers_driver.py circus N REPS WORKDIR SLEEP
+
+supervisor: ``startAllProcesses(wait=True)`` over XML-RPC with ``startsecs=0`` (returns once
+every program is RUNNING) and ``stopAllProcesses(wait=True)``. circus: ``start`` then poll
+``status`` until every watcher is ``active``; ``stop`` then poll until every one is
+``stopped``. The daemons run in the foreground as our children and are killed afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+clock = time.perf_counter
+
+
+def wait_for(check, timeout: float = 60.0, period: float = 0.005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:  # the daemon is not up yet
+            pass
+        time.sleep(period)
+    raise TimeoutError("peer daemon did not get there")
+
+
+def timed_cmd(argv: list[str], reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t0 = clock()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out.append(clock() - t0)
+    return out
+
+
+def supervisor(n: int, reps: int, work: Path, sleep: str) -> dict:
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    sock = work / "sv.sock"
+    conf = work / "supervisord.conf"
+    lines = [
+        "[unix_http_server]", f"file={sock}", "",
+        "[supervisord]", f"logfile={work}/supervisord.log", f"pidfile={work}/supervisord.pid",
+        f"childlogdir={work}", "nodaemon=true", "loglevel=warn", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{sock}", "",
+    ]
+    for i in range(n):
+        lines += [f"[program:p{i}]", f"command={sleep} 3600", "autostart=false", "autorestart=false",
+                  "startsecs=0", ""]
+    conf.write_text("\n".join(lines))
+    daemon = subprocess.Popen([str(BIN / "supervisord"), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1",
+                                          transport=SupervisorTransport(None, None, f"unix://{sock}"))
+        wait_for(lambda: proxy.supervisor.getState()["statename"] == "RUNNING")
+        start, stop = [], []
+        status = None
+        for rep in range(reps):
+            t0 = clock()
+            proxy.supervisor.startAllProcesses(True)
+            start.append(clock() - t0)
+            assert all(p["statename"] == "RUNNING" for p in proxy.supervisor.getAllProcessInfo())
+            if rep == 0:  # supervisorctl status with all N running
+                status = timed_cmd([str(BIN / "supervisorctl"), "-c", str(conf), "status"], 10)
+            t0 = clock()
+            proxy.supervisor.stopAllProcesses(True)
+            stop.append(clock() - t0)
+        return {"version": _version("supervisor"), "start_s": start, "stop_s": stop, "status_s": status}
+    finally:
+        _end(daemon)
+
+
+def circus(n: int, reps: int, work: Path, sleep: str) -> dict:
+    from circus.client import CircusClient
+
+    endpoint = f"ipc://{work}/ctl.sock"
+    conf = work / "circus.ini"
+    lines = ["[circus]", f"endpoint = {endpoint}", f"pubsub_endpoint = ipc://{work}/pub.sock",
+             "statsd = False", "check_delay = 1", "loglevel = WARNING", ""]
+    for i in range(n):
+        lines += [f"[watcher:p{i}]", f"cmd = {sleep} 3600", "numprocesses = 1", "autostart = False",
+                  "copy_env = True", ""]
+    conf.write_text("\n".join(lines))
+    daemon = subprocess.Popen([str(BIN / "circusd"), str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    client = CircusClient(endpoint=endpoint, timeout=30)
+    try:
+        wait_for(lambda: client.call({"command": "list", "properties": {}})["status"] == "ok")
+
+        def statuses():
+            return client.call({"command": "status", "properties": {}})["statuses"]
+
+        start, stop = [], []
+        status = None
+        for rep in range(reps):
+            t0 = clock()
+            client.call({"command": "start", "properties": {}})
+            wait_for(lambda: all(s == "active" for s in statuses().values()), period=0.002)
+            start.append(clock() - t0)
+            if rep == 0:
+                status = timed_cmd([str(BIN / "circusctl"), "--endpoint", endpoint, "status"], 10)
+            t0 = clock()
+            client.call({"command": "stop", "properties": {}})
+            wait_for(lambda: all(s == "stopped" for s in statuses().values()), period=0.002)
+            stop.append(clock() - t0)
+        return {"version": _version("circus"), "start_s": start, "stop_s": stop, "status_s": status}
+    finally:
+        client.stop()
+        _end(daemon)
+
+
+def _end(daemon: subprocess.Popen) -> None:
+    """SIGTERM (both daemons then stop their programs), SIGKILL if it hangs."""
+    daemon.terminate()
+    try:
+        daemon.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+if __name__ == "__main__":
+    kind, n, reps, work, sleep = sys.argv[1:6]
+    result = {"supervisor": supervisor, "circus": circus}[kind](int(n), int(reps), Path(work), sleep)
+    print(json.dumps(result))

@@ -1,0 +1,1 @@
+"""Programs the benchmarks run: SDK components and the plain baselines they are compared with."""

@@ -1,0 +1,114 @@
+"""`cm compile`, `cm validate`, `cm format`: manifests, offline.
+
+    cm compile components/echo/echo_server.cml -o echo_server.cm
+    cm validate components/*.cml build/*.cm      # every problem, one per line, on stderr
+    cm format realm.cml --in-place
+
+Imports happen inside the handlers so that `cm`'s startup stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+__all__ = ["register"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compile", help="compile a .cml into a verified .cm")
+    p.add_argument("source", metavar="SRC.cml")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.cm")
+    p.add_argument("-I", "--include-path", action="append", default=[], metavar="DIR",
+                   help="where to look for includes (after the including file's directory)")
+    p.add_argument("--json", action="store_true", help="print {file, ok, fingerprint, problems} as JSON")
+    p.set_defaults(handler=_compile)
+
+    p = sub.add_parser("validate", help="check .cml sources and .cm files; print every problem")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-I", "--include-path", action="append", default=[], metavar="DIR")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {file, ok, problems: [{file, line, column, key_path, message}]}")
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("format", help="print a .cml in canonical form (comments are dropped)",
+                       description="Print FILE in canonical form: fixed key order, 4-space indent, "
+                                   "unquoted keys. Comments are NOT kept.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--in-place", action="store_true", help="rewrite FILE instead of printing")
+    p.add_argument("--json", action="store_true", help="print {file, ok, problems} as JSON")
+    p.set_defaults(handler=_format)
+
+
+def _problem_dict(p) -> dict:
+    return {"file": p.file, "line": p.line, "column": p.column, "key_path": p.key_path, "message": p.message}
+
+
+def _check(path: str, include_paths) -> tuple[list, object]:
+    """(problems, decl) for one file: a .cm is loaded and verified, anything else compiled."""
+    from ..errors import CompiledManifestError, ManifestError, Problem
+    from ..manifest import compile_file, load
+
+    try:
+        decl = load(path) if path.endswith(".cm") else compile_file(path, include_paths)
+        return [], decl
+    except ManifestError as e:
+        return e.problems, None
+    except CompiledManifestError as e:
+        return [Problem(path, 0, "", e.reason)], None
+
+
+def _validate(args) -> int:
+    results = []
+    for path in args.files:
+        problems, _ = _check(path, args.include_path)
+        results.append({"file": path, "ok": not problems, "problems": [_problem_dict(p) for p in problems]})
+        for p in problems:
+            print(p, file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+def _compile(args) -> int:
+    from pathlib import Path
+
+    from ..errors import CmError
+    from ..manifest import encode
+
+    problems, decl = _check(args.source, args.include_path)
+    if not problems:
+        try:
+            Path(args.output).write_bytes(encode(decl))
+        except OSError as e:
+            raise CmError(f"cannot write {args.output}: {e.strerror or e}") from None
+    if args.json:
+        print(json.dumps({"file": args.source, "ok": not problems, "output": args.output,
+                          "fingerprint": decl.fingerprint if decl else None,
+                          "problems": [_problem_dict(p) for p in problems]}, indent=2))
+    for p in problems:
+        print(p, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _format(args) -> int:
+    from pathlib import Path
+
+    from ..errors import CmError, ManifestError
+    from ..manifest import format_text
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CmError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        out = format_text(text, args.file)
+    except ManifestError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return 1
+    if args.in_place:
+        Path(args.file).write_text(out, encoding="utf-8")
+    else:
+        sys.stdout.write(out)
+    return 0

@@ -1,0 +1,101 @@
+"""`cm route` and `cm events`: where capabilities come from, and what happened.
+
+    cm route /echo_client echo.Echo     # the trace, one line per hop; a break is marked
+    cm events --follow --type stopped   # stored history (it survives restarts), then live
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+__all__ = ["event_dict", "register", "route_dict"]
+
+
+def register(sub) -> None:
+    from .manager_cmds import MONIKER_HELP
+
+    route = sub.add_parser("route", help="the route of each capability an instance uses or exposes")
+    route.add_argument("moniker", help=MONIKER_HELP)
+    route.add_argument("capability", nargs="?", default="", help="only this capability")
+    route.add_argument("--json", action="store_true", help="print JSON")
+    route.set_defaults(handler=_route)
+
+    events = sub.add_parser("events", help="lifecycle events: the stored history, then (--follow) live")
+    events.add_argument("-f", "--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    events.add_argument("--moniker", default="", metavar="PREFIX",
+                        help="only events of this instance and its descendants (fragments accepted)")
+    events.add_argument("--type", action="append", default=[], dest="types", metavar="TYPE",
+                        help="only events of this type (started, stopped, ...); repeatable")
+    events.add_argument("--json", action="store_true", help="print one JSON object per line")
+    events.set_defaults(handler=_events)
+
+
+def route_dict(r) -> dict:
+    return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
+            "error": r.error or None, "source_moniker": r.source_moniker or None,
+            "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
+                     for h in r.hops]}
+
+
+def _route(args) -> int:
+    from .._generated import manager_pb2
+    from .client import Client
+    from .monikers import resolve_moniker
+    from .output import colour_enabled, format_route
+
+    client = Client(args.state_dir)
+    moniker = resolve_moniker(client, args.moniker)
+    reply = client.call(client.query.Route, manager_pb2.RouteRequest(moniker=moniker, capability=args.capability))
+    routes = [route_dict(r) for r in reply.routes]
+    if args.json:
+        print(json.dumps({"moniker": moniker, "routes": routes}, indent=2))
+    elif not routes:
+        print(f"{moniker} uses and exposes no capabilities")
+    else:
+        colour = colour_enabled(args)
+        print("\n\n".join(format_route(r, colour) for r in routes))
+    return 0
+
+
+def event_dict(e) -> dict:
+    stop = None
+    if e.HasField("stop"):
+        s = e.stop
+        stop = {"reason": s.reason, "disposition": s.disposition,
+                "exit_code": s.exit_code if s.HasField("exit_code") else None,
+                "signal": s.signal if s.HasField("signal") else None, "run_time_s": s.run_time_s}
+    return {"seq": e.seq, "timestamp": e.timestamp, "type": e.type, "moniker": e.moniker,
+            "instance_id": e.instance_id, "reason": e.reason or None, "stop": stop, "detail": e.detail or None}
+
+
+def _events(args) -> int:
+    import grpc
+
+    from .._generated import manager_pb2
+    from .client import Client
+    from .monikers import resolve_moniker
+    from .output import colour_enabled, format_event
+
+    client = Client(args.state_dir)
+    prefix = resolve_moniker(client, args.moniker) if args.moniker else ""
+    request = manager_pb2.SubscribeRequest(moniker_prefix=prefix, types=args.types, history=True,
+                                           follow=args.follow)
+    colour = colour_enabled(args)
+    stream = client.events.Subscribe(request)
+    try:
+        for event in stream:
+            data = event_dict(event)
+            print(json.dumps(data) if args.json else format_event(data, colour), flush=args.follow)
+    except KeyboardInterrupt:
+        stream.cancel()
+        return 0
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAVAILABLE and args.follow:
+            print("cm: the manager went away", file=sys.stderr)
+            return 1
+        from .client import RemoteError, _not_running
+
+        raise (_not_running(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
+               else RemoteError(e)) from None
+    return 0

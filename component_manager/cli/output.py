@@ -1,0 +1,131 @@
+"""Human output for `cm`: colour, tables, and the one-line forms of routes and events.
+
+Pure functions on plain dicts (the same dicts `--json` prints), so they are unit-tested
+without a manager. Colour only when stdout is a TTY, NO_COLOR is unset and not ``--json``:
+
+    paint("running", "green", enabled=True)   # "\\x1b[32mrunning\\x1b[0m"
+    state_colour({"execution_state": "running"})   # "green"
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+__all__ = ["FAILED_DISPOSITIONS", "colour_enabled", "format_event", "format_route", "format_size",
+           "paint", "state_colour", "state_label", "table"]
+
+_CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+FAILED_DISPOSITIONS = frozenset({"crashed", "failed"})
+
+
+def colour_enabled(args=None, stream=None) -> bool:
+    """True when ``stream`` (stdout) is a terminal, NO_COLOR is unset, and not ``--json``."""
+    if args is not None and getattr(args, "json", False):
+        return False
+    stream = stream or sys.stdout
+    return "NO_COLOR" not in os.environ and hasattr(stream, "isatty") and stream.isatty()
+
+
+def paint(text: str, colour: str | None, enabled: bool) -> str:
+    if not enabled or not colour:
+        return text
+    return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
+
+
+def is_failed(row: dict) -> bool:
+    """The last stop was a failure (crash, failed exit, failed start) and it is not running."""
+    return row.get("execution_state") != "running" and (
+        row.get("last_stop_disposition") in FAILED_DISPOSITIONS or row.get("last_stop_reason") == "start_failed")
+
+
+def state_colour(row: dict) -> str | None:
+    """running green, paused yellow, failed red, stopped dim."""
+    if row.get("execution_state") == "running":
+        return "green"
+    if row.get("execution_state") == "paused":
+        return "yellow"
+    return "red" if is_failed(row) else "dim"
+
+
+def state_label(row: dict) -> str:
+    """One word for the list: running, paused, failed, stopped, or the lifecycle state when
+    the instance never got as far as stopped (unresolved, destroyed)."""
+    if row.get("state") in ("unresolved", "destroyed", "shutdown"):
+        return row["state"]
+    if is_failed(row):
+        return "failed"
+    return row.get("execution_state", "")
+
+
+def table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None,
+          enabled: bool = False) -> str:
+    """Left-aligned columns two spaces apart; the last column is not padded. ``colours``
+    (per cell) paint after padding, so escapes do not break the alignment."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(_cell(h, widths[i], i == len(headers) - 1) for i, h in enumerate(headers)).rstrip()]
+    for n, row in enumerate(rows):
+        cells = [_cell(c, widths[i], i == len(row) - 1) for i, c in enumerate(row)]
+        if colours:
+            cells = [paint(c, colours[n][i], enabled) for i, c in enumerate(cells)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _cell(text: str, width: int, last: bool) -> str:
+    return text if last else f"{text:<{width}}"
+
+
+def format_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # unreachable
+
+
+def format_route(report: dict, enabled: bool = False) -> str:
+    """A route as a readable trace: a header line, then one line per hop; a broken route
+    marks its last hop and says why::
+
+        use protocol echo.Echo: ok (from /echo_server)
+          use      /echo_client  echo.Echo  protocol from parent
+          ...
+    """
+    status = report["status"]
+    colour = {"ok": "green", "unavailable": "yellow"}.get(status, "red")
+    where = f" (from {report['source_moniker']})" if report.get("source_moniker") else ""
+    head = f"{report['direction']} {report['kind']} {report['capability']}: {paint(status, colour, enabled)}{where}"
+    hops = report.get("hops", [])
+    width = max((len(h["moniker"]) for h in hops), default=0)
+    lines = [head]
+    for i, hop in enumerate(hops):
+        broken = status == "broken" and i == len(hops) - 1
+        mark = paint("✗", "red", enabled) if broken else " "
+        detail = f"  {hop['detail']}" if hop.get("detail") else ""
+        lines.append(f" {mark} {hop['action']:<9}{hop['moniker']:<{width}}  {hop['name']}{detail}")
+    if status == "broken":
+        lines.append(f" {paint('✗', 'red', enabled)} broken: {report['error']}")
+    return "\n".join(lines)
+
+
+def format_event(event: dict, enabled: bool = False) -> str:
+    """``2024-05-01 12:00:03.120  stopped    /echo_server  idle  stopped, exit 0``"""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event["timestamp"]))
+    stamp += f".{int(event['timestamp'] % 1 * 1000):03d}"
+    parts = [stamp, f"{event['type']:<10}", event["moniker"]]
+    if event.get("reason"):
+        parts.append(event["reason"])
+    stop = event.get("stop")
+    if stop:
+        outcome = stop["disposition"]
+        if stop.get("exit_code") is not None:
+            outcome += f", exit {stop['exit_code']}"
+        elif stop.get("signal") is not None:
+            outcome += f", signal {stop['signal']}"
+        failed = stop["disposition"] in FAILED_DISPOSITIONS or stop.get("reason") == "start_failed"
+        parts.append(paint(outcome, "red" if failed else None, enabled))
+    if event.get("detail"):
+        parts.append(f"({event['detail']})")
+    return "  ".join(parts)

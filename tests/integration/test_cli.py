@@ -1,0 +1,183 @@
+"""`cm` as a user meets it: the real executable against a real manager running the example
+realm (components/realm.cml: echo_server, echo_client, counter, collection workers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from component_manager.testing.process import ManagerProcess, cm_executable
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def cm_popen(manager: ManagerProcess, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([*cm_executable(), "--state-dir", str(manager.state_dir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_until(process: subprocess.Popen, text: str) -> list[str]:
+    """Lines of ``process`` up to and including the first containing ``text`` (a hung
+    process is caught by the test timeout)."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} never printed; got {lines}; stderr {process.stderr.read()}")
+
+
+def test_no_manager_is_exit_3_with_one_line(manager_dir):
+    manager = ManagerProcess(manager_dir)
+    for args in (("list",), ("show", "server"), ("route", "/echo_client"), ("events",), ("storage", "list")):
+        result = manager.cm(*args, check=False)
+        assert result.returncode == 3, args
+        assert result.stderr == (f"cm: no manager is running at {manager_dir.resolve()} "
+                                 "(start one with `cm manager run`)\n")
+
+
+def test_fragments_name_one_instance_or_fail_clearly(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        assert manager.show("server")["moniker"] == "/echo_server"
+        assert manager.cm_json("start", "count")["moniker"] == "/counter"
+        ambiguous = manager.cm("show", "echo", check=False)
+        assert ambiguous.returncode == 1
+        assert ambiguous.stderr == "cm: 'echo' matches 2 instances: /echo_server, /echo_client\n"
+        missing = manager.cm("show", "nothing_like_it", check=False)
+        assert (missing.returncode, missing.stderr) == (4, "cm: instance 'nothing_like_it' not found\n")
+        assert manager.cm("show", "/nothing", check=False).returncode == 4
+
+
+def test_route_of_echo_client_goes_through_root_to_the_server(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        data = manager.cm_json("route", "echo_client", "echo.Echo")
+        (route,) = data["routes"]
+        assert (data["moniker"], route["status"], route["source_moniker"]) == ("/echo_client", "ok", "/echo_server")
+        assert [(h["action"], h["moniker"]) for h in route["hops"]] == [
+            ("use", "/echo_client"), ("offer", "/"), ("expose", "/echo_server"), ("declare", "/echo_server")]
+        text = manager.cm("route", "/echo_client", "echo.Echo").stdout.splitlines()
+        assert text[0] == "use protocol echo.Echo: ok (from /echo_server)"
+        assert len(text) == 5 and "\x1b[" not in "".join(text)
+        everything = manager.cm_json("route", "/echo_server")["routes"]
+        assert {(r["direction"], r["capability"]) for r in everything} >= {("expose", "echo.Echo"), ("use", "data")}
+        unknown = manager.cm("route", "/echo_client", "no.Such", check=False)
+        assert unknown.returncode == 1 and "no.Such" in unknown.stderr and len(unknown.stderr.splitlines()) == 1
+
+
+def test_list_and_tree_show_states_without_colour_on_a_pipe(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        listing = manager.cm("list").stdout
+        assert "\x1b[" not in listing
+        counter = next(line for line in listing.splitlines() if line.startswith("/counter "))
+        assert counter.split()[1] == "running"
+        tree = manager.cm("tree").stdout.splitlines()
+        assert tree[0].startswith("/ ")
+        assert any(line.endswith("counter  running") for line in tree)
+        assert any(line.endswith("echo_server  stopped") for line in tree)
+        rows = manager.cm_json("list")
+        assert {"moniker", "url", "instance_id", "state", "execution_state"} <= set(rows[0])
+
+
+def test_show_and_events_survive_a_kill9_and_restart(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        with manager.events() as events:
+            manager.cm("start", "/echo_client")
+            events.wait_for(type="stopped", moniker="/echo_client")
+        before = manager.cm("events", "--json").stdout.splitlines()
+        manager.kill9()
+        manager.start()
+        shown = manager.show("echo_client")
+        assert shown["last_stop"]["disposition"] == "exited" and shown["last_stop"]["exit_code"] == 0
+        after = [json.loads(line) for line in manager.cm("events", "--json").stdout.splitlines()]
+        assert after[:len(before)] == [json.loads(line) for line in before]
+        stops = [e for e in after if e["type"] == "stopped" and e["moniker"] == "/echo_client"]
+        assert stops and stops[-1]["stop"]["exit_code"] == 0
+        assert any(e["type"] == "started" and e["moniker"] == "/echo_server" for e in after)
+        only = [json.loads(line) for line in
+                manager.cm("events", "--json", "--moniker", "echo_client", "--type", "stopped").stdout.splitlines()]
+        assert only and {(e["type"], e["moniker"]) for e in only} == {("stopped", "/echo_client")}
+        human = manager.cm("events", "--moniker", "/echo_client").stdout
+        assert "/echo_client" in human and "exited, exit 0" in human
+
+
+def test_events_follow_prints_history_then_live_until_ctrl_c(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        follow = cm_popen(manager, "events", "--follow", "--json", "--type", "started")
+        try:
+            read_until(follow, '"moniker": "/counter"')  # the stored one
+            manager.cm("start", "/echo_server")
+            live = json.loads(read_until(follow, '"moniker": "/echo_server"')[-1])
+            assert live["type"] == "started"
+        finally:
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(30) == 0
+
+
+def test_logs_follow_until_the_instance_is_destroyed(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("run", "/workers:c1", "counter/counter.cml")
+        follow = cm_popen(manager, "logs", "c1", "--follow")
+        try:
+            read_until(follow, "count=1")
+            manager.cm("stop", "/workers:c1")
+            manager.cm("start", "/workers:c1")
+            read_until(follow, "count=2")
+            manager.cm("destroy", "/workers:c1")
+            assert follow.wait(30) == 0
+        finally:
+            if follow.poll() is None:
+                follow.kill()
+        manager.cm("start", "/counter")
+        assert "count=1" in manager.cm("logs", "counter").stdout
+
+
+def test_storage_list_show_and_delete_only_when_stopped(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        rows = manager.cm_json("storage", "list")
+        counter = [r for r in rows if r["moniker"] == "/counter"]
+        assert [r["name"] for r in counter] == ["data"] and counter[0]["size_bytes"] > 0
+        assert {r["moniker"] for r in rows} >= {"/counter", "/echo_server"}
+        (shown,) = manager.cm_json("storage", "show", "counter")
+        path = Path(shown["path"])
+        assert path.exists()
+        assert "/counter" in manager.cm("storage", "list").stdout
+
+        refused = manager.cm("storage", "delete", "counter", check=False)
+        assert refused.returncode == 1
+        assert refused.stderr == "cm: instance '/counter': is running; stop it before deleting its storage\n"
+        assert path.exists()
+
+        manager.cm("stop", "/counter")
+        deleted = manager.cm_json("storage", "delete", "counter")
+        assert [a["name"] for a in deleted["deleted"]] == ["data"]
+        assert not path.exists()
+        manager.cm("start", "/counter")  # the number starts over
+        log = manager.cm("logs", "/counter").stdout
+        assert log.strip().splitlines()[-1] == "count=1"
+
+
+def test_bash_completion_completes_commands_and_monikers(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        script = manager.cm("completion", "bash").stdout
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+        def complete(*words: str) -> list[str]:
+            line = " ".join(("cm", "--state-dir", str(manager.state_dir), *words))
+            program = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words) + 2}; _cm; "
+                       'printf "%s\\n" "${COMPREPLY[@]}"')
+            out = subprocess.run(["bash", "-c", program], capture_output=True, text=True, env=env, check=True)
+            return out.stdout.split()
+
+        assert "route" in complete("ro") and "storage" in complete("st")
+        assert complete("storage", "d") == ["delete"]
+        assert complete("show", "/echo_s") == ["/echo_server"]
+        assert set(complete("storage", "show", "/")) >= {"/counter", "/echo_server"}
