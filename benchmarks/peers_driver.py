@@ -6,8 +6,8 @@ and time ``supervisorctl status`` / ``circusctl status``. Prints one JSON object
     .peers-venv/bin/python peers_driver.py circus N REPS WORKDIR SLEEP
 
 supervisor: ``startAllProcesses(wait=True)`` over XML-RPC with ``startsecs=0`` (returns once
-every program is RUNNING) and ``stopAllProcesses(wait=True)``. circus: ``start`` then poll
-``status`` until every watcher is ``active``; ``stop`` then poll until every one is
+every program is RUNNING) and ``stopAllProcesses(wait=True)``. circus: ``start`` each watcher by name
+(``autostart = False``), then poll ``status`` until every one is ``active``; ``stop`` each, then poll until every one is
 ``stopped``. The daemons run in the foreground as our children and are killed afterwards.
 """
 
@@ -25,17 +25,18 @@ BIN = Path(sys.executable).parent
 clock = time.perf_counter
 
 
-def wait_for(check, timeout: float = 60.0, period: float = 0.005):
+def wait_for(check, timeout: float = 20.0, period: float = 0.005, show=None):
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
         try:
             value = check()
             if value:
                 return value
-        except Exception:  # the daemon is not up yet
-            pass
+        except Exception as e:  # the daemon is not up yet
+            last = e
         time.sleep(period)
-    raise TimeoutError("peer daemon did not get there")
+    raise TimeoutError(f"peer daemon did not get there (last error {last!r}; {show() if show else ''})")
 
 
 def timed_cmd(argv: list[str], reps: int) -> list[float]:
@@ -69,9 +70,12 @@ def supervisor(n: int, reps: int, work: Path, sleep: str) -> dict:
     daemon = subprocess.Popen([str(BIN / "supervisord"), "-c", str(conf)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1",
-                                          transport=SupervisorTransport(None, None, f"unix://{sock}"))
-        wait_for(lambda: proxy.supervisor.getState()["statename"] == "RUNNING")
+        def connect():  # a new proxy each try: a transport that failed once stays failed
+            return xmlrpc.client.ServerProxy("http://127.0.0.1",
+                                             transport=SupervisorTransport(None, None, f"unix://{sock}"))
+
+        wait_for(lambda: connect().supervisor.getState()["statename"] == "RUNNING")
+        proxy = connect()
         start, stop = [], []
         status = None
         for rep in range(reps):
@@ -113,13 +117,15 @@ def circus(n: int, reps: int, work: Path, sleep: str) -> dict:
         status = None
         for rep in range(reps):
             t0 = clock()
-            client.call({"command": "start", "properties": {}})
-            wait_for(lambda: all(s == "active" for s in statuses().values()), period=0.002)
+            for i in range(n):  # autostart=False watchers start only by name
+                client.call({"command": "start", "properties": {"name": f"p{i}"}})
+            wait_for(lambda: all(s == "active" for s in statuses().values()), period=0.002, show=statuses)
             start.append(clock() - t0)
             if rep == 0:
                 status = timed_cmd([str(BIN / "circusctl"), "--endpoint", endpoint, "status"], 10)
             t0 = clock()
-            client.call({"command": "stop", "properties": {}})
+            for i in range(n):
+                client.call({"command": "stop", "properties": {"name": f"p{i}"}})
             wait_for(lambda: all(s == "stopped" for s in statuses().values()), period=0.002)
             stop.append(clock() - t0)
         return {"version": _version("circus"), "start_s": start, "stop_s": stop, "status_s": status}

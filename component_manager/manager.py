@@ -1,7 +1,8 @@
 """The manager daemon: ``run()`` owns everything; ``request_shutdown()`` is idempotent.
 
 Run: lock the state directory (one manager per directory), rebuild the model from LMDB
-(recovering programs a dead manager left), serve the APIs, start the root. On SIGTERM or
+(recovering programs a dead manager left), serve the APIs (the control API behind a relay
+that refuses component programs, see ``api/relay.py``), start the root. On SIGTERM or
 SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
 """
@@ -15,7 +16,8 @@ import os
 import signal
 from pathlib import Path
 
-from .api.server import CONTROL_SOCKET, RUNTIME_SOCKET, start_servers
+from .api.relay import make_non_dumpable
+from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
 from .errors import CmError
 from .model.model import Model
 
@@ -55,7 +57,8 @@ class Manager:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
-        servers = []
+        servers = None
+        make_non_dumpable()  # keeps same-uid programs out of our /proc/PID/fd (api/relay.py)
         try:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
@@ -69,9 +72,9 @@ class Manager:
             log.info("shutting down")
             await self.model.shutdown()
         finally:
-            for server in servers:
-                await server.stop(grace=0.5)
-            for name in (CONTROL_SOCKET, RUNTIME_SOCKET, "manager.pid"):
+            if servers is not None:
+                await servers.stop(grace=0.5)
+            for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

@@ -1,56 +1,108 @@
-"""Build the manager's two gRPC servers on Unix sockets.
+"""Build the manager's gRPC servers and the guard in front of the control API.
 
-``manager.sock`` (mode 0600): the control API, health and reflection. ``component.sock``:
-ComponentRuntime for running programs (each call authenticated by its run token). Two
-sockets so that the control API is never on the address programs are given.
+* control: LifecycleController, Realm, RealmQuery, EventStream, health, reflection. Served
+  on a *hidden* socket (no name anyone can connect to, see ``relay.py``); reached through
+  ``manager.sock`` (mode 0600), a relay that refuses component programs (SO_PEERCRED).
+* ``component.sock``: ComponentRuntime for running programs (each call authenticated by
+  its run token). The control API is never on the address programs are given.
+* ``framework.sock``: the control services again, for components that *use* one of them
+  ``from: "framework"``; every call needs a grant for its service, issued by Connect.
 """
 
 from __future__ import annotations
 
-import os
+import grpc
 from pathlib import Path
 
-import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .. import grants
 from .._generated import component_pb2_grpc, manager_pb2, manager_pb2_grpc
 from .control import EventStreamServicer, LifecycleServicer, RealmQueryServicer, RealmServicer
+from .relay import ControlRelay, HiddenSocket
 from .runtime import RuntimeServicer
 
-__all__ = ["CONTROL_SOCKET", "RUNTIME_SOCKET", "start_servers"]
+__all__ = ["CONTROL_SOCKET", "FRAMEWORK_SOCKET", "RUNTIME_SOCKET", "Servers", "start_servers"]
 
 CONTROL_SOCKET = "manager.sock"
 RUNTIME_SOCKET = "component.sock"
+FRAMEWORK_SOCKET = "framework.sock"
 
 
-async def start_servers(model, state_dir: Path) -> list[grpc.aio.Server]:
-    control_path, runtime_path = state_dir / CONTROL_SOCKET, state_dir / RUNTIME_SOCKET
-    for path in (control_path, runtime_path):
+def _add_control_services(model, server) -> None:
+    manager_pb2_grpc.add_LifecycleControllerServicer_to_server(LifecycleServicer(model), server)
+    manager_pb2_grpc.add_RealmServicer_to_server(RealmServicer(model), server)
+    manager_pb2_grpc.add_RealmQueryServicer_to_server(RealmQueryServicer(model), server)
+    manager_pb2_grpc.add_EventStreamServicer_to_server(EventStreamServicer(model), server)
+
+
+def running_program_sessions(model) -> set[int]:
+    """Session ids of the programs the manager runs now (each leads its own session)."""
+    sessions = set()
+    for inst in list(model.index.values()):
+        run = inst.run
+        program = run.program if run is not None else None
+        if program is not None and program.identity is not None:
+            sessions.add(program.pid)
+    return sessions
+
+
+class Servers:
+    """What ``start_servers`` started; ``stop()`` ends them all."""
+
+    def __init__(self, grpc_servers, relay: ControlRelay, hidden: HiddenSocket):
+        self.grpc_servers = grpc_servers
+        self.relay = relay
+        self.hidden = hidden
+
+    @property
+    def control_target(self) -> str:
+        """The control server without the relay, for this process only (measurements)."""
+        return self.hidden.target
+
+    async def stop(self, grace: float = 0.5) -> None:
+        await self.relay.stop()
+        for server in self.grpc_servers:
+            await server.stop(grace=grace)
+        self.hidden.close()
+
+
+async def start_servers(model, state_dir: Path) -> Servers:
+    control_path = state_dir / CONTROL_SOCKET
+    runtime_path = state_dir / RUNTIME_SOCKET
+    framework_path = state_dir / FRAMEWORK_SOCKET
+    for path in (control_path, runtime_path, framework_path):
         path.unlink(missing_ok=True)
 
     control = grpc.aio.server()
-    manager_pb2_grpc.add_LifecycleControllerServicer_to_server(LifecycleServicer(model), control)
-    manager_pb2_grpc.add_RealmServicer_to_server(RealmServicer(model), control)
-    manager_pb2_grpc.add_RealmQueryServicer_to_server(RealmQueryServicer(model), control)
-    manager_pb2_grpc.add_EventStreamServicer_to_server(EventStreamServicer(model), control)
+    _add_control_services(model, control)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, control)
     services = [s.full_name for s in manager_pb2.DESCRIPTOR.services_by_name.values()]
     reflection.enable_server_reflection(
         [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         control)
-    old_umask = os.umask(0o177)  # the socket is created owner-only, with no window
-    try:
-        control.add_insecure_port(f"unix:{control_path}")
-    finally:
-        os.umask(old_umask)
+    hidden = HiddenSocket()
+    control.add_insecure_port(hidden.bind_address)
+
+    from ..sdk._server import ActivityTracker, GrantInterceptor
+
+    model.framework_key = grants.new_key()
+    framework = grpc.aio.server(interceptors=[GrantInterceptor(model.framework_key, ActivityTracker())])
+    _add_control_services(model, framework)
+    framework.add_insecure_port(f"unix:{framework_path}")
 
     runtime = grpc.aio.server()
     component_pb2_grpc.add_ComponentRuntimeServicer_to_server(RuntimeServicer(model), runtime)
     runtime.add_insecure_port(f"unix:{runtime_path}")
 
     await runtime.start()
+    await framework.start()
     await control.start()
+    hidden.hide()
+    model.framework_address = f"unix:{framework_path}"
+    relay = ControlRelay(control_path, hidden.connect_path, lambda: running_program_sessions(model))
+    await relay.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return [control, runtime]
+    return Servers([control, framework, runtime], relay, hidden)

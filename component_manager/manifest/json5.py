@@ -189,10 +189,23 @@ class _Parser:
             if not re.fullmatch(r"[0-9a-fA-F]{%d}" % width, digits):
                 self.fail(f"bad \\{c} escape", self.pos - 2)
             self.pos += width
-            return chr(int(digits, 16))
+            return self.surrogates(int(digits, 16))
         if not c:
             self.fail("unterminated string")
         return c  # JSON5: any other escaped character is itself
+
+
+    def surrogates(self, code: int) -> str:
+        """JSON writes characters beyond U+FFFF as a surrogate pair of \\u escapes: join
+        them (a lone surrogate cannot be encoded as UTF-8, so it is refused)."""
+        if 0xD800 <= code < 0xDC00:
+            low = re.match(r"\\u(d[c-f][0-9a-f]{2})", self.text[self.pos:self.pos + 6], re.I)
+            if low:
+                self.pos += 6
+                return chr(0x10000 + ((code - 0xD800) << 10) + (int(low.group(1), 16) - 0xDC00))
+        if 0xD800 <= code < 0xE000:
+            self.fail("invalid \\u escape: an unpaired surrogate", self.pos - 6)
+        return chr(code)
 
 
 def _string_end(text: str, pos: int, quote: str) -> int:

@@ -35,6 +35,9 @@ class SourceMap:
     def __init__(self, filename: str):
         self.positions: dict[str, dict] = {}  # file -> json5 positions
         self.origins: dict[tuple, tuple[str, tuple]] = {(): (filename, ())}
+        # Problems found while merging includes; validation reports them with its own, so a
+        # missing include does not hide the errors in the rest of the file.
+        self.pending: list[Problem] = []
 
     def origin(self, path: tuple) -> tuple[str, tuple]:
         """The file and the path within it of merged ``path`` (longest registered prefix)."""
@@ -66,7 +69,10 @@ def read(path: str | Path, include_paths=()) -> tuple[object, SourceMap]:
 
 
 def read_text(text: str, filename: str, include_paths=(), _seen=None) -> tuple[object, SourceMap]:
-    """Parse ``text`` and merge its includes; return the merged value and its SourceMap."""
+    """Parse ``text`` and merge its includes; return the merged value and its SourceMap.
+
+    Raises ManifestError for a syntax error in ``text``; problems with includes (missing,
+    malformed, conflicting) are left in ``SourceMap.pending`` for validation to report."""
     doc = json5.parse(text, filename)
     smap = SourceMap(filename)
     smap.positions[filename] = doc.positions
@@ -74,7 +80,7 @@ def read_text(text: str, filename: str, include_paths=(), _seen=None) -> tuple[o
     if not isinstance(value, dict) or "include" not in value:
         return value, smap
     seen = _seen if _seen is not None else {str(Path(filename).resolve())}
-    problems: list[Problem] = []
+    problems = smap.pending
     for index, include in enumerate(_include_list(value, smap, problems)):
         found = _find(include, Path(filename).parent, include_paths)
         if found is None:
@@ -92,9 +98,8 @@ def read_text(text: str, filename: str, include_paths=(), _seen=None) -> tuple[o
         except (OSError, UnicodeDecodeError) as e:
             problems.append(smap.problem(("include", index), f"cannot read include {include!r}: {_reason(e)}"))
             continue
+        problems.extend(shard_map.pending)
         _merge(value, smap, shard, shard_map, include, index, problems)
-    if problems:
-        raise ManifestError(problems)
     del value["include"]
     return value, smap
 

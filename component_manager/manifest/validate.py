@@ -59,7 +59,7 @@ class Checked:
 def validate(value: object, smap: SourceMap) -> Checked:
     """Check a merged document; return its valid parts, or raise ManifestError with every
     problem found (shape and cross-checks alike)."""
-    problems: list[Problem] = []
+    problems: list[Problem] = list(smap.pending)
     checked = _shape(value, smap, problems)
     _Cross(checked, smap, problems).run()
     if problems:

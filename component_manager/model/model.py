@@ -58,6 +58,8 @@ class Model:
         ActionSet.owner = self.owner
         self.index: dict[str, Instance] = {}
         self.tokens: dict[str, tuple] = {}  # run token -> (instance, run), for ComponentRuntime
+        self.framework_address = ""  # where routed control protocols are served (api/server.py)
+        self.framework_key = b""  # grants for them are made with this key
         self.pre_start_hooks: list = []
         self.post_stop_hooks: list = []
         self.root: Instance | None = None

@@ -116,26 +116,30 @@ class ManagerProcess:
 
         return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}")
 
-    def events(self, prefix: str = "") -> EventWatch:
-        return EventWatch(self, prefix)
+    def events(self, prefix: str = "", history: bool = False) -> EventWatch:
+        """Watch events from now on (``history``: also those the manager stored before)."""
+        return EventWatch(self, prefix, history)
 
 
 class EventWatch:
     """Collects live events from the manager's EventStream in a thread, from the moment it
     is entered; ``wait_for`` returns the first matching event or fails after ``timeout``."""
 
-    def __init__(self, manager: ManagerProcess, prefix: str):
+    def __init__(self, manager: ManagerProcess, prefix: str, history: bool = False):
         self._manager = manager
         self._prefix = prefix
+        self._history = history
         self._queue: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
+        self._cursor = 0  # wait_for looks at seen[_cursor:]
 
     def __enter__(self) -> EventWatch:
         from .._generated import manager_pb2, manager_pb2_grpc
 
         self._channel = self._manager.channel()
         stub = manager_pb2_grpc.EventStreamStub(self._channel)
-        self._stream = stub.Subscribe(manager_pb2.SubscribeRequest(moniker_prefix=self._prefix, follow=True))
+        self._stream = stub.Subscribe(manager_pb2.SubscribeRequest(
+            moniker_prefix=self._prefix, history=self._history, follow=True))
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
         # The first event proves the subscription is live; there may be none, so wait for the
@@ -154,11 +158,18 @@ class EventWatch:
         self._queue.put(None)
 
     def wait_for(self, timeout: float = 30.0, **match) -> dict:
+        """The next event matching ``match`` (fields of the event, or ``disposition``).
+
+        Waits read like an expect script: each one looks only at events after the one the
+        previous wait returned, so waiting twice for the same kind waits for two events.
+        """
         deadline = time.monotonic() + timeout
-        for event in self.seen:
-            if _matches(event, match):
-                return event
         while True:
+            while self._cursor < len(self.seen):
+                event = self.seen[self._cursor]
+                self._cursor += 1
+                if _matches(event, match):
+                    return event
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no event {match} within {timeout}s; saw {self.seen}")
@@ -169,8 +180,6 @@ class EventWatch:
             if event is None:
                 raise AssertionError(f"event stream ended before {match}; saw {self.seen}")
             self.seen.append(event)
-            if _matches(event, match):
-                return event
 
     def __exit__(self, *exc) -> None:
         self._stream.cancel()
