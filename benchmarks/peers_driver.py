@@ -118,20 +118,31 @@ def circus(n: int, reps: int, work: Path, sleep: str) -> dict:
         for rep in range(reps):
             t0 = clock()
             for i in range(n):  # autostart=False watchers start only by name
-                client.call({"command": "start", "properties": {"name": f"p{i}"}})
+                command(client, "start", f"p{i}")
             wait_for(lambda: all(s == "active" for s in statuses().values()), period=0.002, show=statuses)
             start.append(clock() - t0)
             if rep == 0:
                 status = timed_cmd([str(BIN / "circusctl"), "--endpoint", endpoint, "status"], 10)
             t0 = clock()
             for i in range(n):
-                client.call({"command": "stop", "properties": {"name": f"p{i}"}})
+                command(client, "stop", f"p{i}")
             wait_for(lambda: all(s == "stopped" for s in statuses().values()), period=0.002)
             stop.append(clock() - t0)
         return {"version": _version("circus"), "start_s": start, "stop_s": stop, "status_s": status}
     finally:
         client.stop()
         _end(daemon)
+
+
+def command(client, verb: str, name: str) -> None:
+    """One circus command; circus refuses a command while another is still in progress
+    ("arbiter is already running ..."), so retry until it is taken."""
+    for _ in range(10000):
+        reply = client.call({"command": verb, "properties": {"name": name}})
+        if reply.get("status") == "ok":
+            return
+        time.sleep(0.001)
+    raise RuntimeError(f"circus {verb} {name}: {reply}")
 
 
 def _end(daemon: subprocess.Popen) -> None:

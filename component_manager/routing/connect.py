@@ -4,6 +4,11 @@ This is **the** way components start: a program asks for a protocol it uses; the
 walks the route, starts the provider if it is not running (start reason
 ``'/app/client' requested capability 'echo.Echo'``), waits until it is serving, and answers
 with the provider's address and a grant for that route. The data path is then direct.
+
+A protocol used ``from: "framework"`` that is one of the manager's control services
+(``FRAMEWORK_PROTOCOLS``) is answered with the address of the manager's framework server
+and a grant for that one service: a component reaches the control API only when it is
+routed to it (the control socket itself refuses programs, see ``api/relay.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from ..errors import RouteError, StartError
 from ..model.reasons import capability_start_reason
 from .route import route_use
 
-__all__ = ["Opened", "open_capability"]
+__all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "open_capability"]
+
+FRAMEWORK_PROTOCOLS = (
+    "component_manager.v1.LifecycleController",
+    "component_manager.v1.Realm",
+    "component_manager.v1.RealmQuery",
+    "component_manager.v1.EventStream",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,8 @@ async def open_capability(model, client, name: str) -> Opened:
     if result.status != "ok":
         raise RouteError(str(client.moniker), name, [str(h) for h in result.hops],
                          "optional capability is unavailable (its route ends in void)")
+    if result.source == "framework":
+        return _open_framework(model, client, use, result)
     provider = model.find(result.source_moniker)
     model.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
     if use.kind == "protocol":
@@ -63,6 +77,20 @@ async def _open_protocol(model, client, provider, name: str, source_name: str) -
     run.last_connect = time.monotonic()
     grant = grants.issue(run.grant_key, str(client.moniker), source_name)
     return Opened("protocol", str(provider.moniker), address=run.serve_address, grant=grant)
+
+
+def _open_framework(model, client, use, result) -> Opened:
+    name = result.source_name
+    hops = [str(h) for h in result.hops]
+    if use.kind != "protocol" or name not in FRAMEWORK_PROTOCOLS:
+        raise RouteError(str(client.moniker), use.target_name, hops,
+                         f"the component manager provides no {use.kind} '{name}' "
+                         f"(it provides the protocols {', '.join(FRAMEWORK_PROTOCOLS)})")
+    if not model.framework_address:
+        raise RouteError(str(client.moniker), use.target_name, hops,
+                         "this manager does not serve framework protocols")
+    grant = grants.issue(model.framework_key, str(client.moniker), name)
+    return Opened("protocol", "<framework>", address=model.framework_address, grant=grant)
 
 
 def _directory_path(provider, result) -> str:

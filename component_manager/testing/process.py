@@ -28,9 +28,18 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["EventWatch", "ManagerProcess", "cm_executable"]
+__all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
 
 READY_TIMEOUT_S = 30.0
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting to be reaped does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def cm_executable() -> list[str]:

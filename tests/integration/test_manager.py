@@ -3,7 +3,6 @@ LMDB on disk, driven through the real `cm` executable and the gRPC API."""
 
 from __future__ import annotations
 
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +11,7 @@ import grpc
 import pytest
 
 from component_manager._generated import manager_pb2, manager_pb2_grpc
-from component_manager.testing.process import ManagerProcess
+from component_manager.testing.process import ManagerProcess, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +24,6 @@ def counts(manager: ManagerProcess, moniker: str) -> list[int]:
     return [int(n) for n in re.findall(r"count=(\d+)", log.read_text())]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-
-
 def test_counter_state_survives_stop_start_and_kill9(manager_dir):
     with ManagerProcess(manager_dir) as manager:
         manager.cm("start", "/counter")
@@ -43,11 +34,11 @@ def test_counter_state_survives_stop_start_and_kill9(manager_dir):
         assert before["execution_state"] == "running"
 
         manager.kill9()
-        assert alive(before["pid"]), "a manager killed with -9 cannot stop its programs"
+        assert pid_alive(before["pid"]), "a manager killed with -9 cannot stop its programs"
         manager.start()
         after = manager.show("/counter")
         assert after["instance_id"] == before["instance_id"]
-        assert not alive(before["pid"]), "the restarted manager must stop what the dead one left"
+        assert not pid_alive(before["pid"]), "the restarted manager must stop what the dead one left"
         assert after["execution_state"] == "stopped"
         assert after["last_stop"]["reason"] == "system_shutdown"
 
@@ -125,9 +116,9 @@ def test_no_program_outlives_an_ordered_shutdown(manager_dir):
         manager.cm("start", "/counter")
         manager.cm("run", "/workers:w1", "counter/counter.cml")
         pids = [manager.show(m)["pid"] for m in ("/counter", "/workers:w1")]
-        assert all(alive(pid) for pid in pids)
+        assert all(pid_alive(pid) for pid in pids)
         assert manager.terminate() == 0
-        assert not any(alive(pid) for pid in pids)
+        assert not any(pid_alive(pid) for pid in pids)
         manager.start()
         assert manager.show("/counter")["last_stop"]["reason"] == "system_shutdown"
 
