@@ -148,13 +148,14 @@ def summary_dict(s) -> dict:
 
 
 def _list(args) -> int:
+    return _print_instances(args, format_list)
+
+
+def _print_instances(args, formatter) -> int:
     client = _client(args)
     reply = client.call(client.query.ListInstances, _pb().ListInstancesRequest())
     rows = [summary_dict(s) for s in reply.instances]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(format_list(rows, colour_enabled(args)))
+    print(json.dumps(rows, indent=2) if args.json else formatter(rows, colour_enabled(args)))
     return 0
 
 
@@ -168,14 +169,7 @@ def format_list(rows: list[dict], colour: bool = False) -> str:
 
 
 def _tree(args) -> int:
-    client = _client(args)
-    reply = client.call(client.query.ListInstances, _pb().ListInstancesRequest())
-    rows = [summary_dict(s) for s in reply.instances]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(format_tree(rows, colour_enabled(args)))
-    return 0
+    return _print_instances(args, format_tree)
 
 
 def format_tree(rows: list[dict], colour: bool = False) -> str:
