@@ -1,5 +1,6 @@
 """A component program that tries to get what was not routed to it. Each attempt prints one
 ``ATTEMPT {json}`` line (what it observed); the exit code is the number that got in."""
+import asyncio
 import sys
 from pathlib import Path
 
@@ -67,6 +68,12 @@ async def main(ctx: sdk.ComponentContext) -> None:
         except grpc.aio.AioRpcError as e:
             seen = f"{e.code().name}: {e.details()}"
         ok.append(report("manager_sock_stop", seen, "UNAVAILABLE"))
+    # ... and from a child that left the program's session (setsid) but is still under it
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SETSID_CHILD, str(state_dir / "manager.sock"),
+        stdout=asyncio.subprocess.PIPE, start_new_session=True)
+    out, _ = await child.communicate()
+    ok.append(report("manager_sock_from_setsid_child", out.decode().strip(), "UNAVAILABLE"))
     # the framework server, without a grant for the service
     async with grpc.aio.insecure_channel(f"unix:{state_dir / 'framework.sock'}") as channel:
         try:
@@ -88,8 +95,22 @@ async def main(ctx: sdk.ComponentContext) -> None:
     _, seen = await runtime_connect(address, info.token, "other_data")
     ok.append(report("connect_unused_storage", seen, "FAILED_PRECONDITION"))
     print("STORAGE " + " ".join(f"{k}={v}" for k, v in sorted(info.storage.items())), flush=True)
-    sys.exit(sum(not refused for refused in ok))
+    GOT_IN.append(sum(not refused for refused in ok))
 
+
+GOT_IN: list[int] = []
+SETSID_CHILD = '''
+import os, sys, grpc
+from component_manager._generated import manager_pb2, manager_pb2_grpc
+assert os.getsid(0) == os.getpid()
+channel = grpc.insecure_channel("unix:" + sys.argv[1])
+try:
+    manager_pb2_grpc.RealmQueryStub(channel).ListInstances(manager_pb2.ListInstancesRequest(), timeout=10)
+    print("OK")
+except grpc.RpcError as e:
+    print(f"{e.code().name}: {e.details()}")
+'''
 
 if __name__ == "__main__":
-    sdk.run(main)
+    code = asyncio.run(sdk.run_async(main))
+    sys.exit(code or (GOT_IN[0] if GOT_IN else 99))
