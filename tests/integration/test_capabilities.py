@@ -69,3 +69,17 @@ def test_eager_children_start_with_their_parent_and_again_after_a_crash_of_the_m
             again = events.wait_for(type="started", moniker="/early")
         assert again["reason"] == started["reason"]
         assert manager.show("/early")["pid"] != first_pid
+
+
+def test_stop_reasons_of_a_parent_stop_and_a_destroy_are_recorded(manager_dir):
+    with ManagerProcess(manager_dir) as manager, manager.events() as events:
+        manager.cm("run", "/workers:w1", "counter/counter.cml")
+        manager.cm("destroy", "/workers:w1")
+        destroyed = events.wait_for(type="stopped", moniker="/workers:w1")
+        assert destroyed["reason"] == "destroying"
+        events.wait_for(type="destroyed", moniker="/workers:w1")
+
+        manager.cm("start", "/counter")
+        manager.cm("stop", "/")
+        assert events.wait_for(type="stopped", moniker="/counter")["reason"] == "parent_stopping"
+        assert manager.show("/counter")["last_stop"]["reason"] == "parent_stopping"
