@@ -33,7 +33,7 @@ __all__ = [
 
 CapabilityKind = Literal["protocol", "storage", "config", "directory"]
 CAPABILITY_KINDS: tuple[str, ...] = ("protocol", "storage", "config", "directory")
-RUNNERS: tuple[str, ...] = ("python", "process", "inproc")
+RUNNERS: tuple[str, ...] = ("python", "process", "inproc", "local")
 
 # Where a route step comes from. "child" and "collection" carry the child/collection name
 # in ``source_child``; "void" offers an optional capability that nobody provides.
@@ -53,7 +53,7 @@ class ProgramDecl:
     runner: str
     module: str = ""  # python runner: the module run as ``python -m module``
     binary: str = ""  # process runner: executable, relative to the package dir or absolute
-    entry: str = ""  # inproc runner: "package.module:coroutine_function"
+    entry: str = ""  # inproc runner: "package.module:coroutine_function"; local: "unix:/sock#name"
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     stop_event: Literal["notify", "none"] = "none"

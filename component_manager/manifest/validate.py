@@ -34,10 +34,11 @@ _NAME = re.compile(NAME_PATTERN)
 _CAPABILITY_NAME = re.compile(r"[-_.A-Za-z0-9]{1,255}")
 _CONFIG_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _ENTRY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_LOCAL_ENTRY = re.compile(r"unix:/\S+#[-_.a-z0-9]{1,100}")
 _INT_RANGES = {f"{s}int{b}": ((0, 2**b - 1) if s else (-(2 ** (b - 1)), 2 ** (b - 1) - 1))
                for s in ("u", "") for b in (8, 16, 32, 64)}
 CONFIG_TYPES = ("bool", *_INT_RANGES, "string", "vector")
-_RUNNER_KEY = {"python": "module", "process": "binary", "inproc": "entry"}
+_RUNNER_KEY = {"python": "module", "process": "binary", "inproc": "entry", "local": "entry"}
 _SECTIONS = {"capabilities": schema.Capability, "use": schema.Use, "offer": schema.Offer,
              "expose": schema.Expose, "children": schema.Child, "collections": schema.Collection}
 
@@ -234,11 +235,14 @@ class _Cross:
         needed = _RUNNER_KEY[p.runner]
         if not getattr(p, needed):
             self.add(("program", needed), f"missing required key '{needed}' for the {p.runner} runner")
-        for runner, key in _RUNNER_KEY.items():
+        for key in dict.fromkeys(_RUNNER_KEY.values()):
             if key != needed and getattr(p, key) is not None:
-                self.add(("program", key), f"'{key}' is for the {runner} runner, not {p.runner}")
+                owners = " or ".join(r for r, k in _RUNNER_KEY.items() if k == key)
+                self.add(("program", key), f"'{key}' is for the {owners} runner, not {p.runner}")
         if p.runner == "inproc" and p.entry and not _ENTRY.fullmatch(p.entry):
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"package.module:function\"")
+        if p.runner == "local" and p.entry and not _LOCAL_ENTRY.fullmatch(p.entry):
+            self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"unix:/path/to/socket#name\"")
 
     # config schema
 

@@ -3,6 +3,7 @@
     python   ``sys.executable -m module`` in its own process group      (python.py)
     process  any executable, relative to the package directory          (process.py)
     inproc   a coroutine function run as a task in the manager's loop   (inproc.py)
+    local    a coroutine in a test process, launched over its socket    (local.py)
 
 Example::
 
@@ -31,10 +32,12 @@ _FROM_BASE = {"ExitStatus", "LaunchSpec", "ProcessIdentity", "Program", "Runner"
 
 def _make_runners() -> dict:
     from .inproc import InprocRunner
+    from .local import LocalRunner
     from .process import ProcessRunner
     from .python import PythonRunner
 
-    return {runner.name: runner for runner in (PythonRunner(), ProcessRunner(), InprocRunner())}
+    runners = (PythonRunner(), ProcessRunner(), InprocRunner(), LocalRunner())
+    return {runner.name: runner for runner in runners}
 
 
 def get_runner(name: str):
@@ -54,6 +57,6 @@ def __getattr__(name: str):
         return runners
     if name in _FROM_BASE:
         return getattr(importlib.import_module(".base", __name__), name)
-    if name in ("procinfo", "process", "python", "inproc", "base", "startup"):
+    if name in ("procinfo", "process", "python", "inproc", "local", "base", "startup"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,18 @@
 """pytest plugin (entry point ``component_manager``): fixtures for component tests.
 
-Registered through the ``pytest11`` entry point, so installing the package is enough::
+Registered through the ``pytest11`` entry point, so installing the package is enough.
+
+``realm_builder`` (async tests, pytest-asyncio): a RealmBuilder whose realms are all
+destroyed at the end of the test, pass or fail::
+
+    async def test_echo(realm_builder):
+        realm_builder.add_child("server", url="components/echo/echo_server.cml")
+        realm_builder.add_route(protocol="echo.Echo", source="#server", targets=["test"])
+        realm_builder.add_route(storage="data", targets=["#server"])
+        realm = await realm_builder.build()
+        channel = await realm.connect("echo.Echo")
+
+``cm_manager_factory``: a real manager on a realm you wrote yourself::
 
     def test_my_component(cm_manager_factory):
         manager = cm_manager_factory(root="my_realm.cml")   # started, serving
@@ -21,6 +33,12 @@ from pathlib import Path
 import pytest
 
 from .process import ManagerProcess
+from .realm import RealmBuilder
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the fixture then needs pytest-asyncio installed
+    pytest_asyncio = None
 
 
 @pytest.fixture
@@ -40,3 +58,21 @@ def cm_manager_factory():
             manager.close()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def realm_builder():
+        builder = RealmBuilder()
+        try:
+            yield builder
+        finally:
+            errors = []
+            for realm in builder.realms:
+                try:
+                    await realm.destroy()
+                except Exception as e:  # tear the others down anyway
+                    errors.append(e)
+            if errors:
+                raise errors[0]

@@ -125,17 +125,19 @@ class ManagerProcess:
 
         return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}")
 
-    def events(self, prefix: str = "", history: bool = False) -> EventWatch:
-        """Watch events from now on (``history``: also those the manager stored before)."""
-        return EventWatch(self, prefix, history)
+    def events(self, prefix: str = "", history: bool = False, since_seq: int = 0) -> EventWatch:
+        """Watch events from now on (``history``: also those the manager stored before,
+        after sequence number ``since_seq``)."""
+        return EventWatch(self, prefix, history, since_seq)
 
 
 class EventWatch:
     """Collects live events from the manager's EventStream in a thread, from the moment it
     is entered; ``wait_for`` returns the first matching event or fails after ``timeout``."""
 
-    def __init__(self, manager: ManagerProcess, prefix: str, history: bool = False):
+    def __init__(self, manager: ManagerProcess, prefix: str, history: bool = False, since_seq: int = 0):
         self._manager = manager
+        self._since_seq = since_seq
         self._prefix = prefix
         self._history = history
         self._queue: queue.Queue = queue.Queue()
@@ -161,17 +163,21 @@ class EventWatch:
 
         try:
             for event in self._stream:
-                self._queue.put(_event_dict(event))
+                if event.seq > self._since_seq:
+                    self._queue.put(_event_dict(event))
         except grpc.RpcError:
             pass
         self._queue.put(None)
 
-    def wait_for(self, timeout: float = 30.0, **match) -> dict:
-        """The next event matching ``match`` (fields of the event, or ``disposition``).
+    def wait_for(self, matcher=None, timeout: float = 30.0, **match) -> dict:
+        """The next event matching ``match`` (fields of the event, or ``disposition``) and,
+        if given, the callable ``matcher(event) -> bool`` (see ``testing.events``).
 
         Waits read like an expect script: each one looks only at events after the one the
         previous wait returned, so waiting twice for the same kind waits for two events.
         """
+        if matcher is not None:
+            match = {**match, _PREDICATE: matcher}
         deadline = time.monotonic() + timeout
         while True:
             while self._cursor < len(self.seen):
@@ -194,6 +200,19 @@ class EventWatch:
         self._stream.cancel()
         self._channel.close()
 
+    def close(self) -> None:
+        """Stop watching; events already received are kept in ``seen`` (for a new watch
+        that takes over, e.g. after a manager restart)."""
+        self.__exit__(None, None, None)
+        self._thread.join(timeout=10)
+        while True:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if event is not None:
+                self.seen.append(event)
+
 
 def _event_dict(event) -> dict:
     stop = None
@@ -206,8 +225,15 @@ def _event_dict(event) -> dict:
             "instance_id": event.instance_id, "reason": event.reason, "stop": stop, "detail": event.detail}
 
 
+_PREDICATE = "__matcher__"
+
+
 def _matches(event: dict, match: dict) -> bool:
     for key, want in match.items():
+        if key == _PREDICATE:
+            if not want(event):
+                return False
+            continue
         have = event.get(key) if key not in ("disposition",) else (event.get("stop") or {}).get(key)
         if have != want:
             return False

@@ -29,8 +29,8 @@ async def _pidfd_exited(pid: int, timeout: float) -> None:
         os.close(fd)
 
 
-def test_registry_has_the_three_runners():
-    assert sorted(RUNNERS) == ["inproc", "process", "python"]
+def test_registry_has_the_four_runners():
+    assert sorted(RUNNERS) == ["inproc", "local", "process", "python"]
     with pytest.raises(StartError, match="unknown runner 'java'"):
         get_runner("java")
 
