@@ -208,14 +208,10 @@ def _parent(moniker: str) -> str:
 
 
 def show_dict(d) -> dict:
+    from ..api.messages import stop_dict
+
     s = d.summary
-    last_stop = None
-    if d.has_last_stop:
-        ls = d.last_stop
-        last_stop = {"reason": ls.reason, "disposition": ls.disposition,
-                     "exit_code": ls.exit_code if ls.HasField("exit_code") else None,
-                     "signal": ls.signal if ls.HasField("signal") else None,
-                     "run_time_s": ls.run_time_s, "stopped_at": ls.stopped_at, "detail": ls.detail}
+    last_stop = stop_dict(d.last_stop) if d.has_last_stop else None
     return {
         **summary_dict(s),
         "start_reason": d.start_reason or None,

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import json
+
+from ..api.messages import event_dict
 import sys
 
-__all__ = ["event_dict", "register", "route_dict"]
+__all__ = ["register", "route_dict"]
 
 
 def register(sub) -> None:
@@ -56,17 +58,6 @@ def _route(args) -> int:
         colour = colour_enabled(args)
         print("\n\n".join(format_route(r, colour) for r in routes))
     return 0
-
-
-def event_dict(e) -> dict:
-    stop = None
-    if e.HasField("stop"):
-        s = e.stop
-        stop = {"reason": s.reason, "disposition": s.disposition,
-                "exit_code": s.exit_code if s.HasField("exit_code") else None,
-                "signal": s.signal if s.HasField("signal") else None, "run_time_s": s.run_time_s}
-    return {"seq": e.seq, "timestamp": e.timestamp, "type": e.type, "moniker": e.moniker,
-            "instance_id": e.instance_id, "reason": e.reason or None, "stop": stop, "detail": e.detail or None}
 
 
 def _events(args) -> int:

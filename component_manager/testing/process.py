@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..api.messages import event_dict
+
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
 
 READY_TIMEOUT_S = 30.0
@@ -164,7 +166,7 @@ class EventWatch:
         try:
             for event in self._stream:
                 if event.seq > self._since_seq:
-                    self._queue.put(_event_dict(event))
+                    self._queue.put(event_dict(event))
         except grpc.RpcError:
             pass
         self._queue.put(None)
@@ -212,17 +214,6 @@ class EventWatch:
                 return
             if event is not None:
                 self.seen.append(event)
-
-
-def _event_dict(event) -> dict:
-    stop = None
-    if event.HasField("stop"):
-        s = event.stop
-        stop = {"reason": s.reason, "disposition": s.disposition,
-                "exit_code": s.exit_code if s.HasField("exit_code") else None,
-                "signal": s.signal if s.HasField("signal") else None, "run_time_s": s.run_time_s}
-    return {"seq": event.seq, "timestamp": event.timestamp, "type": event.type, "moniker": event.moniker,
-            "instance_id": event.instance_id, "reason": event.reason, "stop": stop, "detail": event.detail}
 
 
 _PREDICATE = "__matcher__"

@@ -124,6 +124,7 @@ async def test_destroy_removes_everything(realm_builder):
 FAILING_TEST = '''
 import json, os
 import pytest
+from component_manager.testing import started
 
 pytestmark = pytest.mark.asyncio
 
@@ -138,11 +139,12 @@ async def test_fails_midway(realm_builder):
     realm_builder.add_route(storage="data", targets=["#server"])
     realm = await realm_builder.build()
     await realm.start("/client")
+    await realm.wait_for(started("/server"))  # the client's connect started it
     server = await realm.show("/server")
     with open({record!r}, "w") as f:
         json.dump({{"manager": realm.manager.process.pid, "programs": [server["pid"]],
                    "folder": str(realm.folder), "state_dir": str(realm.state_dir)}}, f)
-    assert server["execution_state"] == "stopped", "failing on purpose"
+    assert server["execution_state"] == "paused", "failing on purpose: it is running"
 '''
 
 
