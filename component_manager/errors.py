@@ -13,6 +13,7 @@
     │                            (destroy a static child, start a destroyed instance)
     ├── StartError               a program could not be started (runner, timeout, config)
     ├── RouteError               a capability route is broken: carries the hops and where
+    ├── DependencyCycle          strong dependencies form a cycle: no stop order exists
     ├── ConfigError              a config value is missing or of the wrong type
     ├── StorageError             an instance storage area cannot be created or opened
     ├── AccessDenied             a caller lacks the grant or the routed capability
@@ -41,6 +42,7 @@ __all__ = [
     "CollectionNotFound",
     "CompiledManifestError",
     "ConfigError",
+    "DependencyCycle",
     "InstanceAlreadyExists",
     "InstanceNotFound",
     "InvalidRequest",
@@ -181,6 +183,14 @@ class RouteError(CmError):
         self.hops = hops
         self.reason = reason
         super().__init__(f"'{capability}' used by '{moniker}': {reason}")
+
+
+class DependencyCycle(CmError):
+    """``cycle`` lists the nodes, the first repeated at the end: ``["a", "b", "a"]``."""
+
+    def __init__(self, cycle: list[str]):
+        self.cycle = cycle
+        super().__init__(f"strong dependency cycle: {' -> '.join(cycle)}")
 
 
 class ConfigError(CmError):

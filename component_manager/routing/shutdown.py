@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..errors import CmError
+from ..errors import DependencyCycle
 from ..manifest.decl import ComponentDecl
 
 __all__ = [
@@ -35,15 +35,6 @@ __all__ = [
 
 SELF = "self"
 Deps = Mapping[str, Iterable[str]]
-
-
-class DependencyCycle(CmError):
-    """Strong dependencies form a cycle, so no stop order exists. ``cycle`` lists it, the
-    first node repeated at the end: ``["a", "b", "a"]``."""
-
-    def __init__(self, cycle: list[str]):
-        self.cycle = cycle
-        super().__init__(f"strong dependency cycle: {' -> '.join(cycle)}")
 
 
 def sibling_dependencies(decl: ComponentDecl) -> dict[str, set[str]]:
