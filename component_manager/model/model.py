@@ -84,7 +84,8 @@ class Model:
         if parent is None:
             self._forget_subtree(moniker, records)  # its parent is gone: so is it
             return
-        self._resolve_quietly(parent, records)
+        if parent.decl is None:  # resolve each parent once, not once per child
+            self._resolve_quietly(parent, records)
         coll = parent.decl.collection(record.collection) if parent.decl else None
         if coll is None:
             log.warning("%s: collection %r no longer declared; keeping record", moniker, record.collection)
