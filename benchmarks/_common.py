@@ -135,6 +135,16 @@ class Api:
         return self.realm.CreateChild.future(self.pb.CreateChildRequest(
             parent=parent, collection=collection, name=name, url=url), timeout=120)
 
+    def create_many(self, parent: str, collection: str, names, url: str, window: int = 256) -> None:
+        """CreateChild for every name, ``window`` calls in flight at a time."""
+        pending = []
+        for name in names:
+            pending.append(self.create_future(parent, collection, name, url))
+            if len(pending) >= window:
+                self.all_futures(pending)
+                pending = []
+        self.all_futures(pending)
+
     def all_futures(self, futures) -> None:
         for f in futures:
             f.result()
