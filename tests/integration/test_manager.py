@@ -155,3 +155,12 @@ def test_control_socket_is_owner_only(manager_dir):
     with ManagerProcess(manager_dir) as manager:
         mode = (manager.state_dir / "manager.sock").stat().st_mode & 0o777
         assert mode == 0o600
+
+
+def test_resolve_loads_a_manifest_without_starting_anything(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("create", "/workers:r1", "counter/counter.cml")
+        assert manager.show("/workers:r1")["state"] == "unresolved"
+        reply = manager.cm_json("resolve", "/workers:r1")
+        assert (reply["state"], reply["execution_state"]) == ("resolved", "stopped")
+        assert manager.show("/workers:r1")["fingerprint"]
