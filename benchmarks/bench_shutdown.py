@@ -42,7 +42,7 @@ def tree(n: int, depth: int = DEPTH) -> list[list[str]]:
 
 
 def build(tmp: Path, program: dict) -> str:
-    node = write_manifest(tmp / "node.cml", {"program": program,
+    write_manifest(tmp / "node.cml", {"program": program,
                                             "collections": [{"name": "kids", "durability": "persistent"}]})
     return write_manifest(tmp / "realm.cml", {"collections": [{"name": "kids", "durability": "persistent"}]})
 
