@@ -23,13 +23,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"cm: {message}\n")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: it takes ``--state-dir`` too, so ``cm manager run --state-dir D``
+    works as well as ``cm --state-dir D manager run`` (SUPPRESS keeps the global default)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = _Parser(prog="cm", description="Drive a component manager and its manifests.")
     parser.add_argument("--state-dir", default=os.environ.get("CM_STATE_DIR", ".cm"),
                         help="the manager's state directory (env CM_STATE_DIR, default ./.cm)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(f"{__package__}.{name}")

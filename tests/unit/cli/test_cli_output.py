@@ -170,3 +170,13 @@ def test_completion_script_knows_commands_and_moniker_commands():
     script = bash_script(build_parser())
     assert "complete -F _cm cm" in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)
+
+
+def test_state_dir_is_taken_before_or_after_the_command():
+    from component_manager.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--state-dir", "/a", "manager", "run"]).state_dir == "/a"
+    assert parser.parse_args(["manager", "run", "--state-dir", "/b", "--root", "r.cml"]).state_dir == "/b"
+    assert parser.parse_args(["show", "/x", "--state-dir", "/c"]).state_dir == "/c"
+    assert parser.parse_args(["list"]).state_dir == parser.get_default("state_dir")
