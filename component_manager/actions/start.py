@@ -147,7 +147,6 @@ async def _abandon(model, inst, run: Run, error: BaseException) -> None:
     if run.program is not None:
         run.program.signal_group(signal.SIGKILL)
         status = await asyncio.shield(run.program.wait())
-        persist.forget_process(model.store, inst)
     detail = str(error) if isinstance(error, CmError) else (
         "aborted by a stop" if isinstance(error, asyncio.CancelledError) else f"{type(error).__name__}: {error}")
     if run.program is not None:

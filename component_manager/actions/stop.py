@@ -21,7 +21,6 @@ import signal
 import time
 
 from .. import grants
-from ..model import persist
 from ..model.reasons import Disposition, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.shutdown import realm_shutdown_order
@@ -99,7 +98,6 @@ async def _stop_self(model, inst, reason: StopReason) -> StopRecord | None:
     record = None
     if run.program is not None:
         record = await _end_program(inst, run, reason)
-        persist.forget_process(model.store, inst)
     model.tokens.pop(run.token, None)
     inst.run = None
     transition(inst, State.RESOLVED)  # started -> resolved

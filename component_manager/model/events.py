@@ -48,15 +48,26 @@ class EventBus:
 
     def publish(self, type: str, instance, reason: str = "", stop: dict | None = None,
                 detail: str = "") -> dict:
+        """Store an event in its own commit and deliver it to live subscribers."""
+        event = self.stage(self._store, type, instance, reason, stop, detail)
+        self.deliver(event)
+        return event
+
+    def stage(self, writer, type: str, instance, reason: str = "", stop: dict | None = None,
+              detail: str = "") -> dict:
+        """Store an event through ``writer`` (the store, or a batch with other writes, so one
+        durable commit covers them all); ``deliver`` it once that has committed."""
         event = {
             "timestamp": time.time(), "type": type, "moniker": str(instance.moniker),
             "instance_id": instance.instance_id, "reason": reason, "stop": stop, "detail": detail,
         }
-        event["seq"] = self._store.append_event(event)
+        event["seq"] = writer.append_event(event)
+        return event
+
+    def deliver(self, event: dict) -> None:
         for sub in list(self._subscriptions):
             if sub.matches(event):
                 sub.queue.put_nowait(event)
-        return event
 
     def subscribe(self, prefix: str = "", types=()) -> Subscription:
         sub = Subscription(self, prefix, frozenset(types))

@@ -193,12 +193,14 @@ class Model:
             raise InstanceAlreadyExists(str(moniker))
         full_url = absolute_url(url, parent.url)
         self.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
-        incarnation = self.store.next_incarnation(str(parent.moniker), collection)
-        child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
-        persist.save(self.store, child)
+        with self.store.batch() as batch:  # one durable commit: incarnation, record, event
+            incarnation = batch.next_incarnation(str(parent.moniker), collection)
+            child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
+            persist.save(batch, child)
+            event = self.events.stage(batch, "created", child, detail=full_url)
         self.index[str(moniker)] = child
         parent.children[str(ChildName(name, collection))] = child
-        self.events.publish("created", child, detail=full_url)
+        self.events.deliver(event)
         if coll.durability == "single_run":
             await self.start(child, START_SINGLE_RUN)
         elif start:
@@ -225,15 +227,21 @@ class Model:
         return self.log_dir / f"{inst.instance_id}.log"
 
     def record_stop(self, inst: Instance, record: StopRecord) -> None:
+        """Record how the program ended, and that it no longer runs, in one durable commit."""
         inst.last_stop = record
-        persist.save(self.store, inst)
-        self.events.publish("stopped", inst, reason=record.reason, stop=record.to_dict(),
-                            detail=record.detail)
+        with self.store.batch() as batch:
+            persist.save(batch, inst)
+            persist.forget_process(batch, inst)
+            event = self.events.stage(batch, "stopped", inst, reason=record.reason,
+                                      stop=record.to_dict(), detail=record.detail)
+        self.events.deliver(event)
 
     def record_start(self, inst: Instance, reason: str, pid: int) -> None:
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
-        persist.save(self.store, inst)
-        self.events.publish("started", inst, reason=reason)
+        with self.store.batch() as batch:
+            persist.save(batch, inst)
+            event = self.events.stage(batch, "started", inst, reason=reason)
+        self.events.deliver(event)
 
     def failed_start_record(self, status, run_time: float, detail: str) -> StopRecord:
         disposition = Disposition.KILLED if status and status.signal else Disposition.STOPPED

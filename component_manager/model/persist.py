@@ -21,8 +21,9 @@ log = logging.getLogger("component_manager.model")
 __all__ = ["load", "load_all", "recover_processes", "save", "save_process", "forget_process"]
 
 
-def save(store, inst) -> None:
-    store.put_instance(InstanceRecord(
+def save(writer, inst) -> None:
+    """Write ``inst``'s record through ``writer``: the store, or a batch of one commit."""
+    writer.put_instance(InstanceRecord(
         moniker=str(inst.moniker), instance_id=inst.instance_id, url=inst.url,
         incarnation=inst.incarnation, collection=inst.collection or "",
         dynamic=inst.collection is not None, last_start=inst.last_start,
@@ -46,8 +47,8 @@ def save_process(store, inst, identity: ProcessIdentity, started_at: float) -> N
     ))
 
 
-def forget_process(store, inst) -> None:
-    store.delete_process(inst.instance_id)
+def forget_process(writer, inst) -> None:
+    writer.delete_process(inst.instance_id)
 
 
 def recover_processes(model) -> None:
