@@ -13,7 +13,6 @@ request that made it returns, so a manager killed with -9 comes back with the sa
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -248,9 +247,3 @@ class Model:
         return StopRecord(StopReason.START_FAILED.value, disposition.value,
                           status.exit_code if status else None, status.signal if status else None,
                           run_time, time.time(), detail)
-
-    def pid_file(self) -> Path:
-        return self.state_dir / "manager.pid"
-
-    def environment(self) -> dict[str, str]:
-        return dict(os.environ)
