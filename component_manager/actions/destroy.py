@@ -34,5 +34,4 @@ async def _destroy(model, inst) -> None:
     model.areas.delete(inst.instance_id)
     model.log_path(inst).unlink(missing_ok=True)
     transition(inst, State.DESTROYED)  # shutdown -> destroyed
-    model.remove(inst)
-    model.events.publish("destroyed", inst)
+    await model.remove(inst)

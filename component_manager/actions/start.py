@@ -57,7 +57,7 @@ async def _start(model, inst, reason: str) -> bool:
     if inst.decl.program is None:
         inst.run = Run(token="", grant_key=b"", serve_address="", start_reason=reason)
         transition(inst, State.STARTED)  # resolved -> started
-        model.record_start(inst, reason, 0)
+        await model.record_start(inst, reason, 0)
         return False
     config = config_values(model, inst)
     storage = _prepare_storage(model, inst)
@@ -90,11 +90,13 @@ def _prepare_storage(model, inst) -> dict[str, str]:
 async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> None:
     program = inst.decl.program
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
-    serve_path = model.socket_path(inst)
-    serve_path.unlink(missing_ok=True)
-    needs_address = bool(protocols) or program.stop_event == "notify"
-    run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(),
-              serve_address=f"unix:{serve_path}" if needs_address else "", start_reason=reason)
+    serve_address = ""
+    if protocols or program.stop_event == "notify":
+        serve_path = model.socket_path(inst)
+        serve_path.unlink(missing_ok=True)  # a socket an earlier run left behind
+        serve_address = f"unix:{serve_path}"
+    run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,
+              start_reason=reason)
     run.config = {key: value for key, (value, _source) in config.items()}
     run.serving = asyncio.get_running_loop().create_future()
     startup = StartupInfo(
@@ -107,18 +109,26 @@ async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> 
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
                       model.log_path(inst), startup)
     model.tokens[run.token] = (inst, run)
+    identity = None  # the process record, until it is stored
     try:
         run.program = await get_runner(program.runner).launch(spec)
-        if run.program.identity is not None:
-            persist.save_process(model.store, inst, run.program.identity, run.started_at)
+        identity = run.program.identity
         if program.ready == "serving":
+            if identity is not None:  # stored before the wait: a crash now still finds it
+                batch = model.store.new_batch()
+                persist.save_process(batch, inst, identity, run.started_at)
+                await model.store.commit(batch)
+                identity = None
             await _wait_serving(inst, run, program.start_timeout_ms / 1000)
+        inst.run = run
+        transition(inst, State.STARTED)  # resolved -> started
+        await model.record_start(inst, reason, run.pid, identity, run.started_at)
     except BaseException as e:
+        if inst.run is run:  # its start record could not be stored: it does not count
+            inst.run = None
+            transition(inst, State.RESOLVED)  # started -> resolved
         await _abandon(model, inst, run, e)
         raise
-    inst.run = run
-    transition(inst, State.STARTED)  # resolved -> started
-    model.record_start(inst, reason, run.pid)
     model.owner.spawn(_watch_exit(model, inst, run), f"watch {inst.moniker}")
 
 
@@ -150,7 +160,7 @@ async def _abandon(model, inst, run: Run, error: BaseException) -> None:
     detail = str(error) if isinstance(error, CmError) else (
         "aborted by a stop" if isinstance(error, asyncio.CancelledError) else f"{type(error).__name__}: {error}")
     if run.program is not None:
-        model.record_stop(inst, model.failed_start_record(
+        await model.record_stop(inst, model.failed_start_record(
             status, time.monotonic() - run.started_monotonic, detail))
 
 

@@ -102,9 +102,9 @@ async def _stop_self(model, inst, reason: StopReason) -> StopRecord | None:
     inst.run = None
     transition(inst, State.RESOLVED)  # started -> resolved
     if record is not None:
-        model.record_stop(inst, record)
+        await model.record_stop(inst, record)
     else:
-        model.events.publish("stopped", inst, reason=reason.value)
+        await model.events.record("stopped", inst, reason=reason.value)
     return record
 
 

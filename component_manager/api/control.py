@@ -135,7 +135,7 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
             raise InvalidRequest(str(inst.moniker), "is running; stop it before deleting its storage")
         deleted = storage_infos(self.model, inst)
         self.model.areas.delete(inst.instance_id)
-        self.model.events.publish("storage_deleted", inst, detail=", ".join(a.name for a in deleted))
+        await self.model.events.record("storage_deleted", inst, detail=", ".join(a.name for a in deleted))
         return pb.DeleteStorageReply(moniker=str(inst.moniker), instance_id=inst.instance_id, deleted=deleted)
 
 

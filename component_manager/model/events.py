@@ -8,7 +8,11 @@ capability_requested, ...), moniker, instance_id, reason, stop (a StopRecord dic
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from functools import partial
+
+log = logging.getLogger("component_manager.model")
 
 __all__ = ["EventBus", "Subscription"]
 
@@ -48,10 +52,37 @@ class EventBus:
 
     def publish(self, type: str, instance, reason: str = "", stop: dict | None = None,
                 detail: str = "") -> dict:
-        """Store an event in its own commit and deliver it to live subscribers."""
-        event = self.stage(self._store, type, instance, reason, stop, detail)
+        """Store an event and deliver it to live subscribers once it is stored. The caller
+        does not wait: in the event loop it joins the next group commit (an event no
+        request waits on need not cost anyone an fsync); outside a loop it commits now."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            event = self.stage(self._store, type, instance, reason, stop, detail)
+            self.deliver(event)
+            return event
+        batch = self._store.new_batch()
+        event = self.stage(batch, type, instance, reason, stop, detail)
+        self._store.commit(batch).add_done_callback(partial(self._deliver_stored, event))
+        return event
+
+    async def record(self, type: str, instance, reason: str = "", stop: dict | None = None,
+                     detail: str = "") -> dict:
+        """Store an event, wait until it is durable, deliver it: for an event that is the
+        outcome of a request (the request returns after its event)."""
+        batch = self._store.new_batch()
+        event = self.stage(batch, type, instance, reason, stop, detail)
+        await self._store.commit(batch)
         self.deliver(event)
         return event
+
+    def _deliver_stored(self, event: dict, commit: asyncio.Future) -> None:
+        if commit.cancelled():
+            return
+        if commit.exception() is not None:
+            log.warning("event %s of %s not stored: %s", event["type"], event["moniker"], commit.exception())
+            return
+        self.deliver(event)
 
     def stage(self, writer, type: str, instance, reason: str = "", stop: dict | None = None,
               detail: str = "") -> dict:

@@ -8,6 +8,7 @@ actions change state.
 Persistence: every instance has a record keyed by its moniker (instance id, url,
 incarnation, collection, last start and stop). A record is written durably before the
 request that made it returns, so a manager killed with -9 comes back with the same tree.
+Records of concurrent requests share one group commit (``TopologyStore.commit``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Model:
         ActionSet.owner = self.owner
         self.index: dict[str, Instance] = {}
         self.tokens: dict[str, tuple] = {}  # run token -> (instance, run), for ComponentRuntime
+        self._creating: set[str] = set()  # monikers of dynamic children whose create commits
         self.framework_address = ""  # where routed control protocols are served (api/server.py)
         self.framework_key = b""  # grants for them are made with this key
         self.pre_start_hooks: list = []
@@ -153,12 +155,17 @@ class Model:
                 raise InstanceNotFound(text)
         return inst
 
-    def remove(self, inst: Instance) -> None:
-        """Forget a destroyed instance and its records (its descendants are already gone)."""
+    async def remove(self, inst: Instance) -> None:
+        """Forget a destroyed instance: its records go, and its ``destroyed`` event is stored,
+        in one durable commit (its descendants are already gone)."""
         if inst.parent is not None:
             inst.parent.children.pop(str(inst.moniker.leaf), None)
         self.index.pop(str(inst.moniker), None)
-        self.store.delete_subtree(str(inst.moniker))
+        batch = self.store.new_batch()
+        batch.delete_subtree(str(inst.moniker))
+        event = self.events.stage(batch, "destroyed", inst)
+        await self.store.commit(batch)
+        self.events.deliver(event)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -192,11 +199,18 @@ class Model:
             raise InstanceAlreadyExists(str(moniker))
         full_url = absolute_url(url, parent.url)
         self.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
-        with self.store.batch() as batch:  # one durable commit: incarnation, record, event
-            incarnation = batch.next_incarnation(str(parent.moniker), collection)
-            child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
-            persist.save(batch, child)
-            event = self.events.stage(batch, "created", child, detail=full_url)
+        if str(moniker) in self._creating:
+            raise InstanceAlreadyExists(str(moniker))
+        batch = self.store.new_batch()  # one durable commit: incarnation, record, event
+        incarnation = batch.next_incarnation(str(parent.moniker), collection)
+        child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
+        persist.save(batch, child)
+        event = self.events.stage(batch, "created", child, detail=full_url)
+        self._creating.add(str(moniker))  # taken while its commit is in flight
+        try:
+            await self.store.commit(batch)
+        finally:
+            self._creating.discard(str(moniker))
         self.index[str(moniker)] = child
         parent.children[str(ChildName(name, collection))] = child
         self.events.deliver(event)
@@ -225,21 +239,37 @@ class Model:
     def log_path(self, inst: Instance) -> Path:
         return self.log_dir / f"{inst.instance_id}.log"
 
-    def record_stop(self, inst: Instance, record: StopRecord) -> None:
+    async def record_stop(self, inst: Instance, record: StopRecord) -> None:
         """Record how the program ended, and that it no longer runs, in one durable commit."""
-        inst.last_stop = record
-        with self.store.batch() as batch:
-            persist.save(batch, inst)
-            persist.forget_process(batch, inst)
-            event = self.events.stage(batch, "stopped", inst, reason=record.reason,
-                                      stop=record.to_dict(), detail=record.detail)
+        batch, event = self._stop_batch(inst, record)
+        await self.store.commit(batch)
         self.events.deliver(event)
 
-    def record_start(self, inst: Instance, reason: str, pid: int) -> None:
+    def record_stop_now(self, inst: Instance, record: StopRecord) -> None:
+        """``record_stop`` for code outside the event loop (recovery at boot)."""
+        batch, event = self._stop_batch(inst, record)
+        self.store.commit_now(batch)
+        self.events.deliver(event)
+
+    def _stop_batch(self, inst: Instance, record: StopRecord):
+        inst.last_stop = record
+        batch = self.store.new_batch()
+        persist.save(batch, inst)
+        persist.forget_process(batch, inst)
+        event = self.events.stage(batch, "stopped", inst, reason=record.reason,
+                                  stop=record.to_dict(), detail=record.detail)
+        return batch, event
+
+    async def record_start(self, inst: Instance, reason: str, pid: int, identity=None,
+                           started_at: float = 0.0) -> None:
+        """Record the start (and, given ``identity``, the running process) in one commit."""
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
-        with self.store.batch() as batch:
-            persist.save(batch, inst)
-            event = self.events.stage(batch, "started", inst, reason=reason)
+        batch = self.store.new_batch()
+        persist.save(batch, inst)
+        if identity is not None:
+            persist.save_process(batch, inst, identity, started_at)
+        event = self.events.stage(batch, "started", inst, reason=reason)
+        await self.store.commit(batch)
         self.events.deliver(event)
 
     def failed_start_record(self, status, run_time: float, detail: str) -> StopRecord:

@@ -39,8 +39,8 @@ def load_all(store) -> dict:
     return {record.moniker: record for record in store.all_instances()}
 
 
-def save_process(store, inst, identity: ProcessIdentity, started_at: float) -> None:
-    store.put_process(ProcessRecord(
+def save_process(writer, inst, identity: ProcessIdentity, started_at: float) -> None:
+    writer.put_process(ProcessRecord(
         instance_id=inst.instance_id, moniker=str(inst.moniker), pid=identity.pid,
         pgid=identity.pgid, start_ticks=identity.start_ticks, boot_id=identity.boot_id,
         started_at=started_at,
@@ -61,7 +61,7 @@ def recover_processes(model) -> None:
             stop = StopRecord(StopReason.SYSTEM_SHUTDOWN.value, Disposition.KILLED.value,
                               None, 9, run_time, time.time(),
                               "left running by a manager that died; stopped at recovery")
-            model.record_stop(inst, stop)
+            model.record_stop_now(inst, stop)
         if killed:
             log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
         model.store.delete_process(record.instance_id)

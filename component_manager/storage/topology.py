@@ -11,9 +11,20 @@ stop), the programs running right now (so a restarted manager finds them), the l
                 b"event_seq"        -> next event sequence number
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
 
-Every call is synchronous and durable when it returns (LMDB ``sync=True``), and no
-transaction outlives the call. Several writes can share one durable commit with ``batch()``.
-One process opens the environment once (LMDB forbids opening it twice in one process).
+Every commit is durable (LMDB ``sync=True``: data pages, then the meta page, each fsynced),
+so a crash, even of the machine, never leaves a half-written or corrupt store. Two ways in:
+
+* the plain methods and ``batch()`` commit before they return (they block the caller);
+* ``commit(batch)`` (async) is a *group commit*: the batch joins the next transaction of
+  the store's commit thread (``committer.py``), and the caller's future resolves once that
+  transaction is durable. The event loop never waits for an fsync, and concurrent starts,
+  stops and creates share one (0.2-0.3 ms here) instead of paying one each.
+
+Both go through that one thread's queue, so commits land in the order they were made, and
+a blocking commit waits for the batches queued before it. Counters (event sequence numbers,
+incarnations) are handed out when a batch is filled, from a cache of the committed values,
+so a batch needs no read inside its transaction. One process opens the environment once
+(LMDB forbids opening it twice in one process).
 
 Example::
 
@@ -23,12 +34,17 @@ Example::
     with store.batch() as b:                                  # one commit for both
         b.delete_subtree("/core/workers:job")
         b.append_event({"type": "destroyed", "moniker": "/core/workers:job"})
+    b = store.new_batch()                                     # async code: a group commit
+    b.put_instance(record)
+    await store.commit(b)                                     # durable here
     store.close()
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +52,7 @@ from typing import Any
 import lmdb
 
 from ..errors import StorageError
+from .committer import GroupCommitter
 from .records import InstanceRecord, ProcessRecord, RecordFormatError, decode_json, encode_json
 
 __all__ = ["Batch", "EVENT_RING", "InstanceRecord", "ProcessRecord", "SCHEMA_VERSION", "TopologyStore"]
@@ -51,51 +68,74 @@ def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
+def _settle_future(future: asyncio.Future, results: list | None, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled: the write happened all the same
+        return
+    if error is None:
+        future.set_result(results)
+    else:
+        future.set_exception(error)
+
+
 def _incarnation_key(parent_moniker: str, collection: str) -> bytes:
     return b"inc\0" + parent_moniker.encode() + b"\0" + collection.encode()
 
 
 class Batch:
-    """The write operations of TopologyStore inside one transaction (see ``batch()``)."""
+    """Writes collected for one commit (``store.batch()`` or ``store.commit()``).
 
-    def __init__(self, store: TopologyStore, txn: lmdb.Transaction) -> None:
+    Operations run later, inside the commit's transaction; counters are handed out now.
+    Fill a batch and hand it over without awaiting in between: its counter values are only
+    reserved for the store once it is queued.
+    """
+
+    def __init__(self, store: TopologyStore) -> None:
         self._s = store
-        self._txn = txn
+        self._ops: list[Callable[[lmdb.Transaction], Any]] = []
+        self._counters: dict[bytes, int] = {}  # key -> next value, once this batch commits
 
     def put_instance(self, record: InstanceRecord) -> None:
-        self._txn.put(record.moniker.encode(), record.to_bytes(), db=self._s._instances)
+        self._put(record.moniker.encode(), record.to_bytes(), self._s._instances)
 
-    def delete_instance(self, moniker: str) -> bool:
-        """Delete one record (not its descendants). True if it existed."""
-        return self._txn.delete(moniker.encode(), db=self._s._instances)
+    def delete_instance(self, moniker: str) -> None:
+        """Delete one record (not its descendants)."""
+        key, db = moniker.encode(), self._s._instances
+        self._ops.append(lambda txn: txn.delete(key, db=db))
 
-    def delete_subtree(self, moniker: str) -> int:
-        """Delete ``moniker`` and every descendant's record; return how many were deleted.
+    def delete_subtree(self, moniker: str) -> None:
+        """Delete ``moniker`` and every descendant's record (the commit's result: how many).
 
         Example: ``delete_subtree("/app")`` removes ``/app``, ``/app/a`` and
         ``/app/c:x/y`` but not ``/app-2``."""
-        deleted = int(self.delete_instance(moniker))
+        key, db = moniker.encode(), self._s._instances
         prefix = moniker.rstrip("/").encode() + b"/"
-        cursor = self._txn.cursor(db=self._s._instances)
-        if cursor.set_range(prefix):
-            while cursor.key().startswith(prefix):
-                deleted += 1
-                if not cursor.delete():  # moves to the next record; False at the end
-                    break
-        return deleted
+
+        def delete(txn: lmdb.Transaction) -> int:
+            deleted = int(txn.delete(key, db=db))
+            cursor = txn.cursor(db=db)
+            if cursor.set_range(prefix):
+                while cursor.key().startswith(prefix):
+                    deleted += 1
+                    if not cursor.delete():  # moves to the next record; False at the end
+                        break
+            return deleted
+
+        self._ops.append(delete)
 
     def put_process(self, record: ProcessRecord) -> None:
-        self._txn.put(record.instance_id.encode(), record.to_bytes(), db=self._s._processes)
+        self._put(record.instance_id.encode(), record.to_bytes(), self._s._processes)
 
-    def delete_process(self, instance_id: str) -> bool:
-        return self._txn.delete(instance_id.encode(), db=self._s._processes)
+    def delete_process(self, instance_id: str) -> None:
+        key, db = instance_id.encode(), self._s._processes
+        self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def append_event(self, event: dict[str, Any]) -> int:
         """Store ``event`` under the next sequence number (1, 2, ...) and return it; trim the
         ring to the newest ``store.event_ring`` events in the same transaction."""
         seq = self._next_counter(b"event_seq")
-        self._txn.put(_u64(seq), encode_json(event), db=self._s._events)
-        self._trim_events()
+        self._put(_u64(seq), encode_json(event), self._s._events)
+        if seq > self._s.event_ring:
+            self._ops.append(self._s._trim_events)
         return seq
 
     def next_incarnation(self, parent_moniker: str, collection: str) -> int:
@@ -104,20 +144,14 @@ class Batch:
         child (or the parent) is deleted."""
         return self._next_counter(_incarnation_key(parent_moniker, collection))
 
-    def _next_counter(self, key: bytes) -> int:
-        raw = self._txn.get(key, db=self._s._meta)
-        value = int.from_bytes(raw, "big") if raw else 1
-        self._txn.put(key, _u64(value + 1), db=self._s._meta)
-        return value
+    def _put(self, key: bytes, value: bytes, db) -> None:
+        self._ops.append(lambda txn: txn.put(key, value, db=db))
 
-    def _trim_events(self) -> None:
-        excess = self._txn.stat(self._s._events)["entries"] - self._s.event_ring
-        if excess <= 0:
-            return
-        cursor = self._txn.cursor(db=self._s._events)
-        cursor.first()
-        for _ in range(excess):
-            cursor.delete()
+    def _next_counter(self, key: bytes) -> int:
+        value = self._counters.get(key) or self._s._next_value(key)
+        self._counters[key] = value + 1
+        self._put(key, _u64(value + 1), self._s._meta)
+        return value
 
 
 class TopologyStore:
@@ -141,6 +175,8 @@ class TopologyStore:
         self._events = self._env.open_db(b"events")
         self._meta = self._env.open_db(b"meta")
         self._check_schema()
+        self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
+        self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
 
     def _open(self, map_size: int) -> lmdb.Environment:
         try:
@@ -151,10 +187,10 @@ class TopologyStore:
             raise StorageError(_OWNER, self.path.name, f"cannot open {self.path}: {e}") from None
 
     def _check_schema(self) -> None:
-        with self._write() as b:
-            raw = b._txn.get(b"schema", db=self._meta)
+        with self._env.begin(write=True) as txn:
+            raw = txn.get(b"schema", db=self._meta)
             if raw is None:
-                b._txn.put(b"schema", _u64(SCHEMA_VERSION), db=self._meta)
+                txn.put(b"schema", _u64(SCHEMA_VERSION), db=self._meta)
             elif int.from_bytes(raw, "big") != SCHEMA_VERSION:
                 version = int.from_bytes(raw, "big")
                 self.close()
@@ -162,8 +198,9 @@ class TopologyStore:
                                    f"schema version {version}; this manager reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        """Close the environment. Safe to call twice."""
+        """Commit what is queued, then close the environment. Safe to call twice."""
         if self._key in _open_paths:
+            self._committer.close()
             _open_paths.discard(self._key)
             self._env.close()
 
@@ -177,19 +214,79 @@ class TopologyStore:
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
-        """Several writes in one durable commit; nothing is written if the block raises.
+        """Several writes in one durable commit when the block ends (with every batch still
+        queued for a group commit, which goes first); nothing is written if the block raises.
 
         Example: ``with store.batch() as b: b.put_instance(r); b.append_event(e)``."""
-        with self._write() as b:
-            yield b
+        batch = Batch(self)
+        yield batch
+        self.commit_now(batch)
 
-    @contextmanager
-    def _write(self) -> Iterator[Batch]:
+    def new_batch(self) -> Batch:
+        """An empty batch for ``commit()``."""
+        return Batch(self)
+
+    def commit(self, batch: Batch) -> asyncio.Future:
+        """Queue ``batch`` for the next group commit; the future's result (the list of its
+        operations' results) is set once it is durable, or its exception is a StorageError
+        naming what failed. Call it from the running event loop."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settle(results: list | None, error: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(_settle_future, future, results, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        self._enqueue(batch, settle)
+        return future
+
+    def commit_now(self, batch: Batch) -> list:
+        """Commit ``batch`` (after everything queued before it) before returning; the list
+        of its operations' results. Raises StorageError."""
+        done = threading.Event()
+        outcome: list = []
+
+        def settle(results: list | None, error: BaseException | None) -> None:
+            outcome.extend((results, error))
+            done.set()
+
+        self._enqueue(batch, settle)
+        done.wait()
+        results, error = outcome
+        if error is not None:
+            raise error
+        return results
+
+    def _enqueue(self, batch: Batch, settle) -> None:
+        self._next.update(batch._counters)  # from now on these values are taken
+        self._committer.submit(batch._ops, settle)
+
+    def _transaction(self, ops: list) -> list:
         try:
             with self._env.begin(write=True) as txn:
-                yield Batch(self, txn)
+                return [op(txn) for op in ops]
         except lmdb.Error as e:
             raise StorageError(_OWNER, self.path.name, f"write failed: {e}") from None
+
+    def _next_value(self, key: bytes) -> int:
+        """The next value of a durable counter: queued batches first, else the committed one."""
+        value = self._next.get(key)
+        if value is None:
+            with self._read() as txn:
+                raw = txn.get(key, db=self._meta)
+            value = self._next[key] = int.from_bytes(raw, "big") if raw else 1
+        return value
+
+    def _trim_events(self, txn: lmdb.Transaction) -> None:
+        excess = txn.stat(self._events)["entries"] - self.event_ring
+        if excess <= 0:
+            return
+        cursor = txn.cursor(db=self._events)
+        cursor.first()
+        for _ in range(excess):
+            cursor.delete()
 
     def _read(self) -> lmdb.Transaction:
         return self._env.begin(write=False)
@@ -197,18 +294,20 @@ class TopologyStore:
     # ---- instances -----------------------------------------------------------------------
 
     def put_instance(self, record: InstanceRecord) -> None:
-        with self._write() as b:
+        with self.batch() as b:
             b.put_instance(record)
 
     def delete_instance(self, moniker: str) -> bool:
         """Delete one instance record (see ``delete_subtree`` for descendants too)."""
-        with self._write() as b:
-            return b.delete_instance(moniker)
+        batch = Batch(self)
+        batch.delete_instance(moniker)
+        return self.commit_now(batch)[0]
 
     def delete_subtree(self, moniker: str) -> int:
         """Delete ``moniker``'s record and all its descendants'; return how many."""
-        with self._write() as b:
-            return b.delete_subtree(moniker)
+        batch = Batch(self)
+        batch.delete_subtree(moniker)
+        return self.commit_now(batch)[0]
 
     def get_instance(self, moniker: str) -> InstanceRecord | None:
         with self._read() as txn:
@@ -227,12 +326,13 @@ class TopologyStore:
     # ---- processes -----------------------------------------------------------------------
 
     def put_process(self, record: ProcessRecord) -> None:
-        with self._write() as b:
+        with self.batch() as b:
             b.put_process(record)
 
     def delete_process(self, instance_id: str) -> bool:
-        with self._write() as b:
-            return b.delete_process(instance_id)
+        batch = Batch(self)
+        batch.delete_process(instance_id)
+        return self.commit_now(batch)[0]
 
     def get_process(self, instance_id: str) -> ProcessRecord | None:
         with self._read() as txn:
@@ -248,7 +348,7 @@ class TopologyStore:
 
     def append_event(self, event: dict[str, Any]) -> int:
         """Store an event (any JSON-able dict); return its sequence number (1, 2, ...)."""
-        with self._write() as b:
+        with self.batch() as b:
             return b.append_event(event)
 
     def events(self, since_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
@@ -268,7 +368,7 @@ class TopologyStore:
 
     def next_incarnation(self, parent_moniker: str, collection: str) -> int:
         """Durable counter per (parent, collection): 1, 2, 3, ... never reused."""
-        with self._write() as b:
+        with self.batch() as b:
             return b.next_incarnation(parent_moniker, collection)
 
     def statistics(self) -> dict[str, int]:

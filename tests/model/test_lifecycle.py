@@ -92,3 +92,27 @@ async def test_dynamic_children_get_new_identities(make_model):
     second = await model.create_child("/", "workers", "x", "w")
     assert second.instance_id != first.instance_id
     assert second.incarnation > first.incarnation
+
+
+async def test_concurrent_creates_of_one_name_make_one_child(make_model):
+    from component_manager.errors import InstanceAlreadyExists
+
+    model = make_model({"root": realm(collections=[CollectionDecl("workers", "persistent")]),
+                        "w": ComponentDecl(program=inproc("run_forever"))})
+    results = await asyncio.gather(*(model.create_child("/", "workers", "x", "w") for _ in range(5)),
+                                   return_exceptions=True)
+    made = [r for r in results if not isinstance(r, Exception)]
+    assert len(made) == 1 and all(isinstance(r, InstanceAlreadyExists) for r in results if r not in made)
+    assert [r.moniker for r in model.store.all_instances()].count("/workers:x") == 1
+    assert [e["type"] for e in model.store.events()].count("created") == 1
+
+
+async def test_concurrent_creates_share_commits_and_are_all_stored(make_model):
+    model = make_model({"root": realm(collections=[CollectionDecl("workers", "persistent")]),
+                        "w": ComponentDecl(program=inproc("run_forever"))})
+    txns = model.store._env.info()["last_txnid"]
+    children = await asyncio.gather(*(model.create_child("/", "workers", f"c{i}", "w") for i in range(40)))
+    assert sorted(c.incarnation for c in children) == list(range(1, 41))
+    assert model.store._env.info()["last_txnid"] - txns < 40
+    stored = {r.moniker: r.incarnation for r in model.store.all_instances()}
+    assert all(stored[str(c.moniker)] == c.incarnation for c in children)

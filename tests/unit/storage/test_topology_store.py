@@ -1,5 +1,6 @@
 """TopologyStore on a real LMDB in tmp_path: durability, subtree deletes, counters, events."""
 
+import asyncio
 import time
 
 import pytest
@@ -141,6 +142,60 @@ def test_event_ring_trims_oldest_in_the_same_commit(path):
         assert [e["seq"] for e in events] == list(range(16, 26))
         assert store.statistics()["events"] == 10
         assert store.events(since_seq=0, limit=1)[0]["n"] == 15
+    finally:
+        store.close()
+
+
+def _write_txns(store: TopologyStore) -> int:
+    return store._env.info()["last_txnid"]
+
+
+async def test_group_commits_share_transactions_and_are_durable_when_awaited(store):
+    before = _write_txns(store)
+    futures = []
+    for i in range(50):
+        b = store.new_batch()
+        b.put_instance(record(f"/w{i:02d}"))
+        b.append_event({"type": "created", "n": i})
+        futures.append(store.commit(b))
+    await asyncio.gather(*futures)
+    assert _write_txns(store) - before < 10  # batches queued during a commit share the next
+    assert len(store.all_instances()) == 50
+    assert [e["n"] for e in store.events()] == list(range(50))
+    store = reopen(store)
+    try:
+        assert len(store.all_instances()) == 50
+    finally:
+        store.close()
+
+
+async def test_a_failing_batch_fails_alone(store):
+    good, bad = store.new_batch(), store.new_batch()
+    good.put_instance(record("/good"))
+    bad.put_instance(record("/" + "x" * 600))  # longer than an LMDB key may be
+    results = await asyncio.gather(store.commit(good), store.commit(bad), return_exceptions=True)
+    assert not isinstance(results[0], Exception)
+    assert isinstance(results[1], StorageError) and "write failed" in str(results[1])
+    assert store.get_instance("/good") is not None
+
+
+async def test_a_blocking_commit_takes_the_queued_batches_first(store):
+    queued = store.new_batch()
+    first = queued.append_event({"type": "a"})
+    future = store.commit(queued)
+    assert store.append_event({"type": "b"}) == first + 1
+    assert [e["type"] for e in store.events()] == ["a", "b"]
+    assert len(await future) == 2  # the event and its counter
+
+
+async def test_close_commits_what_is_queued(path):
+    store = TopologyStore(path)
+    b = store.new_batch()
+    b.put_instance(record("/late"))
+    store.commit(b)
+    store = reopen(store)
+    try:
+        assert store.get_instance("/late") is not None
     finally:
         store.close()
 
