@@ -45,10 +45,16 @@ def _stat_fields(pid: int) -> list[str] | None:
     *last* ')'. The returned list starts at field 3 (state): field N is ``fields[N - 3]``.
     """
     try:
-        text = (_PROC / str(pid) / "stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    return text[text.rindex(")") + 2:].split()
+    try:
+        text = os.read(fd, 4096)  # one line, well under a page
+    except ProcessLookupError:  # it ended between the open and the read
+        return None
+    finally:
+        os.close(fd)
+    return text[text.rindex(b")") + 2:].decode().split()
 
 
 def _pgid_ticks_state(pid: int) -> tuple[int, int, str] | None:

@@ -31,7 +31,7 @@ class PythonRunner:
         if not spec.program.module:
             raise StartError(spec.moniker, "the python runner needs program.module")
         argv = [sys.executable, "-m", spec.program.module, *spec.program.args]
-        return spawn(spec, argv, _python_env(str(spec.package_dir)))
+        return await spawn(spec, argv, _python_env(str(spec.package_dir)))
 
 
 def _python_env(package_dir: str) -> dict[str, str]:
