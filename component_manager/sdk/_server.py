@@ -114,12 +114,9 @@ class GrantGuard:
         return _GuardedRegistrar(server, self)
 
     def client_of(self, context, method: str) -> str:
-        """The caller's moniker; raises AccessDenied with the message the caller will see."""
+        """The caller's moniker; raises AccessDenied."""
         service = method[1:method.rindex("/")]
-        try:
-            return self.verifier.verify(_grant_of(context.invocation_metadata()), service)
-        except AccessDenied as e:
-            raise AccessDenied(f"{e} (calling {method})") from None
+        return self.verifier.verify(_grant_of(context.invocation_metadata()), service)
 
     def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """The same handler, refusing calls without a valid grant, counted and labelled."""
@@ -128,8 +125,8 @@ class GrantGuard:
         return _wrap_unary_request(handler, method, self)
 
 
-async def _refuse(context, denied: AccessDenied):
-    await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(denied))
+async def _refuse(context, denied: AccessDenied, method: str):
+    await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{denied} (calling {method})")
 
 
 async def _finish(result):
@@ -165,7 +162,7 @@ def _wrap_unary_request(handler, method: str, guard: GrantGuard):
             try:
                 client = guard.client_of(context, method)
             except AccessDenied as e:
-                return await _refuse(context, e)
+                return await _refuse(context, e, method)
             request = raw if deserialize is None else deserialize(raw)
             _client.set(client)
             with tracker:
@@ -180,7 +177,7 @@ def _wrap_unary_request(handler, method: str, guard: GrantGuard):
         try:
             client = guard.client_of(context, method)
         except AccessDenied as e:
-            await _refuse(context, e)
+            await _refuse(context, e, method)
             return
         request = raw if deserialize is None else deserialize(raw)
         _client.set(client)
@@ -206,7 +203,7 @@ def _wrap_stream_request(handler, method: str, guard: GrantGuard):
             try:
                 client = guard.client_of(context, method)
             except AccessDenied as e:
-                return await _refuse(context, e)
+                return await _refuse(context, e, method)
             _client.set(client)
             with tracker:
                 return await _finish(inner(requests, context))
@@ -219,7 +216,7 @@ def _wrap_stream_request(handler, method: str, guard: GrantGuard):
         try:
             client = guard.client_of(context, method)
         except AccessDenied as e:
-            await _refuse(context, e)
+            await _refuse(context, e, method)
             return
         _client.set(client)
         with tracker:
