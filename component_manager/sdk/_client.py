@@ -47,7 +47,7 @@ class GrantChannel:
     """
 
     def __init__(self, channel: grpc.aio.Channel, grant: bytes, *, owned: bool = True,
-                 renew: Callable[[GrantChannel], Awaitable[None]] | None = None):
+                 renew: Callable[[GrantChannel, bool], Awaitable[None]] | None = None):
         self._channel = channel
         self._metadata: tuple = ((GRANT_WIRE_KEYS[0], grant),)
         self._owned = owned
@@ -62,13 +62,19 @@ class GrantChannel:
         self._metadata = ((GRANT_WIRE_KEYS[0], grant),)
         self.generation += 1
 
-    async def renew(self, seen_generation: int) -> None:
+    @property
+    def transport(self) -> grpc.aio.Channel:
+        """The gRPC channel the calls go through now."""
+        return self._channel
+
+    async def renew(self, seen_generation: int, unavailable: bool) -> None:
         """Get a fresh grant, once for all the calls that found the one of ``seen_generation``
-        stale (concurrent callers share the one renewal)."""
+        stale (concurrent callers share the one renewal). ``unavailable``: the channel could
+        not reach the provider, so it should be replaced too."""
         if self.generation != seen_generation:
             return  # someone renewed it since that call started
         if self._renewing is None:
-            self._renewing = asyncio.ensure_future(self._renew(self))
+            self._renewing = asyncio.ensure_future(self._renew(self, unavailable))
             self._renewing.add_done_callback(self._renewed)
         await asyncio.shield(self._renewing)
 
@@ -173,8 +179,9 @@ class _RenewingCall:
         except grpc.aio.AioRpcError as e:
             if not _stale(e):
                 raise
+            unavailable = e.code() == grpc.StatusCode.UNAVAILABLE
         view = self._multicallable._view
-        await view.renew(self._generation)
+        await view.renew(self._generation, unavailable)
         request, metadata, kwargs = self._args
         self._call = self._multicallable._current()(request, metadata=view._with_grant(metadata), **kwargs)
         return await self._call
@@ -186,7 +193,7 @@ class _RenewingCall:
 def _stale(error: grpc.aio.AioRpcError) -> bool:
     code = error.code()
     return code == grpc.StatusCode.UNAVAILABLE or (
-        code == grpc.StatusCode.PERMISSION_DENIED and (error.details() or "").startswith(grants.NOT_ISSUED_HERE))
+        code == grpc.StatusCode.PERMISSION_DENIED and grants.NOT_ISSUED_HERE in (error.details() or ""))
 
 
 def grant_channel(address: str, grant: bytes) -> GrantChannel:

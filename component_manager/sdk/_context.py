@@ -38,6 +38,9 @@ log = logging.getLogger("component_manager.sdk")
 
 LIFECYCLE_SERVICE = "component_manager.runtime.v1.Lifecycle"
 _FAILED = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+# gRPC shares connections (and their reconnect backoff) between channels to one address by
+# default: a channel made to replace a failed one must not inherit that backoff.
+_OWN_SUBCHANNELS = (("grpc.use_local_subchannel_pool", 1),)
 _DEFAULT_STOP_GRACE_S = 2.0
 
 UnaryHandler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
@@ -231,19 +234,25 @@ class ComponentContext:
             raise TypeError(f"'{capability}' is a {reply.kind} capability, not a protocol")
         return reply.address, reply.grant
 
-    async def _renew(self, capability: str, channel: GrantChannel) -> None:
+    async def _renew(self, capability: str, channel: GrantChannel, unavailable: bool) -> None:
         address, grant = await self._open(capability)
+        if unavailable and self._transports.get(address) is channel.transport:
+            self._retire(address)  # it failed to connect: it would wait out its backoff
         channel.replace(self._transport(address), grant)
 
     def _transport(self, address: str) -> grpc.aio.Channel:
-        """The one gRPC channel to ``address``; a new one if the old one failed to connect
-        (it would wait out its reconnect backoff, ~1 s, before trying the restarted provider)."""
+        """The one gRPC channel to ``address`` (a new one if the old one failed to connect:
+        it would wait out its reconnect backoff, up to seconds, before trying again)."""
         transport = self._transports.get(address)
         if transport is None or transport.get_state() in _FAILED:
-            if transport is not None:
-                self._retired.append(transport)  # calls still on it fail on their own
-            transport = self._transports[address] = grpc.aio.insecure_channel(address)
+            self._retire(address)
+            transport = self._transports[address] = grpc.aio.insecure_channel(address, options=_OWN_SUBCHANNELS)
         return transport
+
+    def _retire(self, address: str) -> None:
+        transport = self._transports.pop(address, None)
+        if transport is not None:
+            self._retired.append(transport)  # calls still on it end on their own; closed at aclose
 
     def storage(self, name: str):
         """The ``lmdb.Environment`` of the storage this component uses as ``name``, opened
