@@ -16,7 +16,8 @@ Modes (``program.args``):
     The provider is running and the probe already talks to it. N times:
     ``ctx.connect("bench.Echo", refresh=True)`` — the SDK asks the manager (one Connect round
     trip: route, grant, event) and hands back a view of the channel it already has to that
-    provider address — timed alone, then the first call on it, timed apart. Baselines
+    provider address — timed alone, then the first call on it, timed apart. For scale, N
+    GetConfig round trips to the manager (its cheapest call) are timed first. Baselines
     against a hand-spawned plain server: one unary round trip on an open channel; a new
     channel + first call. Then call overhead: calls on the open SDK channel (grant sent as
     call metadata, checked by the provider's SDK in the handler) and on the open plain
@@ -91,7 +92,11 @@ async def cold(ctx, workdir: str) -> dict:
 async def warm(ctx, workdir: str, n: int) -> dict:
     await ctx.config()
     await (await ctx.connect("bench.Echo")).unary_unary(METHOD)(b"x")  # provider running, paths warm
-    connect, first_call = [], []
+    connect, first_call, manager_rt = [], [], []
+    for _ in range(n):
+        t0 = clock()
+        await ctx._runtime.get_config()  # a round trip to the manager doing next to nothing
+        manager_rt.append(clock() - t0)
     for _ in range(n):
         t0 = clock()
         channel = await ctx.connect("bench.Echo", refresh=True)  # asks the manager; channel reused
@@ -128,7 +133,7 @@ async def warm(ctx, workdir: str, n: int) -> dict:
         await plain.close()
     finally:
         end(proc)
-    return {"mode": "warm", "connect_s": connect, "first_call_s": first_call, "plain_round_trip_s": round_trip,
+    return {"mode": "warm", "connect_s": connect, "first_call_s": first_call, "manager_round_trip_s": manager_rt, "plain_round_trip_s": round_trip,
             "plain_new_channel_s": fresh, "call_sdk_s": calls_sdk, "call_plain_s": calls_plain}
 
 
