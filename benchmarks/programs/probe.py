@@ -13,11 +13,15 @@ Modes (``program.args``):
     opened before the clock starts (``ctx.config()``): that is the client starting, not
     the lazy start.
 ``warm WORKDIR N``
-    The provider is running. N times: ComponentRuntime.Connect + a new grant channel + first
-    call (then close it). Baselines against a hand-spawned plain server: one unary round
-    trip on an open channel; a new channel + first call. Then call overhead: calls on the
-    open SDK channel (grant sent by the client interceptor, checked by the server
-    interceptor) and on the open plain channel, in alternating blocks.
+    The provider is running and the probe already talks to it. N times:
+    ``ctx.connect("bench.Echo", refresh=True)`` — the SDK asks the manager (one Connect round
+    trip: route, grant, event) and hands back a view of the channel it already has to that
+    provider address — timed alone, then the first call on it, timed apart. For scale, N
+    GetConfig round trips to the manager (its cheapest call) are timed first. Baselines
+    against a hand-spawned plain server: one unary round trip on an open channel; a new
+    channel + first call. Then call overhead: calls on the open SDK channel (grant sent as
+    call metadata, checked by the provider's SDK in the handler) and on the open plain
+    channel, in alternating blocks.
 ``state WORKDIR N``
     N single-put durable write transactions in ``ctx.storage("data")``, then the same in a
     raw ``lmdb.open`` environment in WORKDIR (same map size), in the same process.
@@ -36,7 +40,6 @@ import time
 import grpc
 
 from component_manager import sdk
-from component_manager.sdk._client import grant_channel
 
 METHOD = "/bench.Echo/Echo"
 clock = time.perf_counter
@@ -89,14 +92,18 @@ async def cold(ctx, workdir: str) -> dict:
 async def warm(ctx, workdir: str, n: int) -> dict:
     await ctx.config()
     await (await ctx.connect("bench.Echo")).unary_unary(METHOD)(b"x")  # provider running, paths warm
-    connect = []
+    connect, first_call, manager_rt = [], [], []
     for _ in range(n):
         t0 = clock()
-        reply = await ctx._runtime.connect("bench.Echo")  # the SDK's Connect, without its cache
-        channel = grant_channel(reply.address, reply.grant)
+        await ctx._runtime.get_config()  # a round trip to the manager doing next to nothing
+        manager_rt.append(clock() - t0)
+    for _ in range(n):
+        t0 = clock()
+        channel = await ctx.connect("bench.Echo", refresh=True)  # asks the manager; channel reused
+        t1 = clock()
         await channel.unary_unary(METHOD)(b"x")
-        connect.append(clock() - t0)
-        await channel.close()
+        connect.append(t1 - t0)
+        first_call.append(clock() - t1)
 
     proc, sock = await spawn_plain(workdir)
     try:
@@ -126,7 +133,7 @@ async def warm(ctx, workdir: str, n: int) -> dict:
         await plain.close()
     finally:
         end(proc)
-    return {"mode": "warm", "connect_s": connect, "plain_round_trip_s": round_trip,
+    return {"mode": "warm", "connect_s": connect, "first_call_s": first_call, "manager_round_trip_s": manager_rt, "plain_round_trip_s": round_trip,
             "plain_new_channel_s": fresh, "call_sdk_s": calls_sdk, "call_plain_s": calls_plain}
 
 

@@ -17,10 +17,12 @@ Example (a whole component)::
 
     sdk.run(main)                                    # exits 0, or 1 if main raised
 
-Clients: ``channel = await ctx.connect("echo.Echo")`` gives a ``grpc.aio.Channel`` that sends
-the manager's grant on every call. Calls that arrive without a valid grant for the called
-service are refused with PERMISSION_DENIED before any handler runs. Inside a handler,
-``sdk.current_client()`` is the caller's moniker.
+Clients: ``channel = await ctx.connect("echo.Echo")`` gives a channel (used like a
+``grpc.aio.Channel``: stubs, ``unary_unary``, ...) that sends the manager's grant on every
+call; channels to one provider share one connection, and a unary call whose grant went stale
+(the provider stopped or restarted) gets a new grant and is repeated once. Calls that arrive
+without a valid grant for the called service are refused with PERMISSION_DENIED before any
+handler runs. Inside a handler, ``sdk.current_client()`` is the caller's moniker.
 """
 
 from __future__ import annotations

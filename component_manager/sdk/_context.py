@@ -13,6 +13,7 @@ closes channels and storage, and the process exits 0 (1 if ``main`` raised).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -28,14 +29,18 @@ from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
 from ..errors import StorageError
 from ..runners.startup import StartupInfo
-from ._client import RuntimeClient, grant_channel
-from ._server import ActivityTracker, GrantInterceptor
+from ._client import GrantChannel, RuntimeClient
+from ._server import ActivityTracker, GrantGuard
 
 __all__ = ["ComponentContext", "run", "run_async"]
 
 log = logging.getLogger("component_manager.sdk")
 
 LIFECYCLE_SERVICE = "component_manager.runtime.v1.Lifecycle"
+_FAILED = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN)
+# gRPC shares connections (and their reconnect backoff) between channels to one address by
+# default: a channel made to replace a failed one must not inherit that backoff.
+_OWN_SUBCHANNELS = (("grpc.use_local_subchannel_pool", 1),)
 _DEFAULT_STOP_GRACE_S = 2.0
 
 UnaryHandler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
@@ -77,7 +82,9 @@ class ComponentContext:
         self._handlers: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         self._servicers: list[tuple[Callable, object]] = []
         self._on_stop: list[StopCallback] = []
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[str, GrantChannel] = {}  # per capability
+        self._transports: dict[str, grpc.aio.Channel] = {}  # per provider address, shared
+        self._retired: list[grpc.aio.Channel] = []  # replaced transports, closed at aclose
         self._storage: dict[str, object] = {}
         self._config: Mapping | None = None
         self._stopped = asyncio.Event()
@@ -140,14 +147,16 @@ class ComponentContext:
         if not self.startup.serve_address:
             raise RuntimeError(f"{self.moniker} has services to serve but no serve_address")
         self._tracker = ActivityTracker()
-        key = bytes.fromhex(self.startup.grant_key)
-        server = grpc.aio.server(interceptors=[GrantInterceptor(key, self._tracker)])
+        guard = GrantGuard(bytes.fromhex(self.startup.grant_key), self._tracker)
+        server = grpc.aio.server()
+        registrar = guard.server(server)  # every handler is wrapped once, here
         for service, methods in self._handlers.items():
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+            registrar.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
+            registrar.add_registered_method_handlers(service, methods)
         for add_to_server, servicer in self._servicers:
-            add_to_server(servicer, server)
+            add_to_server(servicer, registrar)
         if self.startup.stop_event == "notify":
-            pb_grpc.add_LifecycleServicer_to_server(_Lifecycle(self), server)
+            pb_grpc.add_LifecycleServicer_to_server(_Lifecycle(self), registrar)
         server.add_insecure_port(self.startup.serve_address)
         await server.start()
         self._server = server
@@ -199,17 +208,51 @@ class ComponentContext:
 
     # -- capabilities, storage, config ---------------------------------------------------
 
-    async def connect(self, capability: str) -> grpc.aio.Channel:
+    async def connect(self, capability: str, *, refresh: bool = False) -> GrantChannel:
         """A channel to the protocol ``capability`` (the name this component uses); it sends
         the grant on every call. Starts the provider if needed. Raises grpc.aio.AioRpcError
-        with the manager's reason (NOT_FOUND / FAILED_PRECONDITION) if the route is broken."""
-        channel = self._channels.get(capability)
-        if channel is None:
-            reply = await self._runtime.connect(capability)
-            if reply.kind != "protocol":
-                raise TypeError(f"'{capability}' is a {reply.kind} capability, not a protocol")
-            channel = self._channels.setdefault(capability, grant_channel(reply.address, reply.grant))
+        with the manager's reason (NOT_FOUND / FAILED_PRECONDITION) if the route is broken.
+
+        The channel is remembered per capability (later calls return it without asking the
+        manager; ``refresh=True`` asks again). Channels to one provider address share one
+        gRPC connection. A unary call that finds its grant stale (the provider stopped or
+        restarted) asks the manager again and is repeated once (see ``GrantChannel``)."""
+        channel = None if refresh else self._channels.get(capability)
+        if channel is None or channel.closed:
+            address, grant = await self._open(capability)
+            channel = GrantChannel(self._transport(address), grant, owned=False,
+                                   renew=functools.partial(self._renew, capability))
+            if refresh:
+                self._channels[capability] = channel
+            else:  # two concurrent first connects: both get the first one stored
+                channel = self._channels.setdefault(capability, channel)
         return channel
+
+    async def _open(self, capability: str) -> tuple[str, bytes]:
+        reply = await self._runtime.connect(capability)
+        if reply.kind != "protocol":
+            raise TypeError(f"'{capability}' is a {reply.kind} capability, not a protocol")
+        return reply.address, reply.grant
+
+    async def _renew(self, capability: str, channel: GrantChannel, unavailable: bool) -> None:
+        address, grant = await self._open(capability)
+        if unavailable and self._transports.get(address) is channel.transport:
+            self._retire(address)  # it failed to connect: it would wait out its backoff
+        channel.replace(self._transport(address), grant)
+
+    def _transport(self, address: str) -> grpc.aio.Channel:
+        """The one gRPC channel to ``address`` (a new one if the old one failed to connect:
+        it would wait out its reconnect backoff, up to seconds, before trying again)."""
+        transport = self._transports.get(address)
+        if transport is None or transport.get_state() in _FAILED:
+            self._retire(address)
+            transport = self._transports[address] = grpc.aio.insecure_channel(address, options=_OWN_SUBCHANNELS)
+        return transport
+
+    def _retire(self, address: str) -> None:
+        transport = self._transports.pop(address, None)
+        if transport is not None:
+            self._retired.append(transport)  # calls still on it end on their own; closed at aclose
 
     def storage(self, name: str):
         """The ``lmdb.Environment`` of the storage this component uses as ``name``, opened
@@ -238,12 +281,14 @@ class ComponentContext:
             self._idle_task.cancel()
         if self._server is not None:
             await self._server.stop(self._grace())
-        for channel in self._channels.values():
-            await channel.close()
+        for transport in [*self._transports.values(), *self._retired]:
+            await transport.close()
         await self._runtime.close()
         for env in self._storage.values():
             env.close()
         self._channels.clear()
+        self._transports.clear()
+        self._retired.clear()
         self._storage.clear()
 
     def _grace(self) -> float:
