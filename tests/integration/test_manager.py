@@ -4,6 +4,7 @@ LMDB on disk, driven through the real `cm` executable and the gRPC API."""
 from __future__ import annotations
 
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -96,6 +97,24 @@ def test_stop_dispositions(manager_dir):
         assert crash["reason"] == "crashed"
         assert crash["stop"]["signal"] == 11
         assert manager.show("/crashes")["last_stop"]["reason"] == "crashed"
+
+
+def test_a_stop_aborts_a_start_in_flight_and_kills_what_it_launched(manager_dir):
+    with ManagerProcess(manager_dir, root=LIFECYCLE_REALM) as manager, ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(manager.cm, "start", "/never_serves", check=False)
+        log = Path(manager.show("/never_serves")["log_path"])
+        deadline = time.monotonic() + 30
+        while not (found := re.search(r"launched pid=(\d+)", log.read_text() if log.exists() else "")):
+            assert time.monotonic() < deadline, "the program was never launched"
+            time.sleep(0.02)
+        pid = int(found.group(1))
+        manager.cm("stop", "/never_serves")
+        start = starting.result(timeout=30)
+        assert start.returncode != 0 and "aborted by a stop" in start.stderr
+        assert not pid_alive(pid)
+        shown = manager.show("/never_serves")
+        assert shown["execution_state"] == "stopped"
+        assert shown["last_stop"]["reason"] == "start_failed"
 
 
 def test_fifty_concurrent_starts_start_one_process(manager_dir):
