@@ -68,6 +68,15 @@ class Servers:
         self.hidden.close()
 
 
+# gRPC core cancels calls that wait for a handler once more than 1,000 wait (randomly) or
+# 3,000 (all): a client creating 10,000 children at once saw CANCELLED for thousands of them.
+# A local manager would rather queue them: each waits only for the event loop.
+_SERVER_OPTIONS = (
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
+)
+
+
 async def start_servers(model, state_dir: Path) -> Servers:
     control_path = state_dir / CONTROL_SOCKET
     runtime_path = state_dir / RUNTIME_SOCKET
@@ -75,7 +84,7 @@ async def start_servers(model, state_dir: Path) -> Servers:
     for path in (control_path, runtime_path, framework_path):
         path.unlink(missing_ok=True)
 
-    control = grpc.aio.server()
+    control = grpc.aio.server(options=_SERVER_OPTIONS)
     _add_control_services(model, control)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, control)
@@ -89,11 +98,12 @@ async def start_servers(model, state_dir: Path) -> Servers:
     from ..sdk._server import ActivityTracker, GrantInterceptor
 
     model.framework_key = grants.new_key()
-    framework = grpc.aio.server(interceptors=[GrantInterceptor(model.framework_key, ActivityTracker())])
+    framework = grpc.aio.server(interceptors=[GrantInterceptor(model.framework_key, ActivityTracker())],
+                                options=_SERVER_OPTIONS)
     _add_control_services(model, framework)
     framework.add_insecure_port(f"unix:{framework_path}")
 
-    runtime = grpc.aio.server()
+    runtime = grpc.aio.server(options=_SERVER_OPTIONS)
     component_pb2_grpc.add_ComponentRuntimeServicer_to_server(RuntimeServicer(model), runtime)
     runtime.add_insecure_port(f"unix:{runtime_path}")
 

@@ -117,6 +117,19 @@ def test_a_stop_aborts_a_start_in_flight_and_kills_what_it_launched(manager_dir)
         assert shown["last_stop"]["reason"] == "start_failed"
 
 
+def test_thousands_of_concurrent_creates_all_succeed(manager_dir):
+    # gRPC's default server limits cancel calls beyond ~1,000-3,000 waiting for a handler.
+    with ManagerProcess(manager_dir) as manager:
+        realm = manager_pb2_grpc.RealmStub(manager.channel())
+        calls = [realm.CreateChild.future(manager_pb2.CreateChildRequest(
+            parent="/", collection="workers", name=f"w{i}", url="counter/counter.cml"), timeout=120)
+            for i in range(4000)]
+        failed = [c.exception() for c in calls if c.exception() is not None]
+        assert not failed, f"{len(failed)} failed, the first: {failed[0]}"
+        listed = manager.cm("list", "--json").stdout
+        assert listed.count('"/workers:w') == 4000
+
+
 def test_fifty_concurrent_starts_start_one_process(manager_dir):
     with ManagerProcess(manager_dir) as manager, manager.events("/counter") as events:
         stub = manager_pb2_grpc.LifecycleControllerStub(manager.channel())
