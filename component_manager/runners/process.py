@@ -144,9 +144,13 @@ def _kill_unowned(launched: asyncio.Future) -> None:
 
 
 def _open_log(spec: LaunchSpec) -> int:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            return os.open(spec.log_path, flags, 0o644)
+        except FileNotFoundError:  # its folder is gone (or was never made): make it once
+            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(spec.log_path, flags, 0o644)
     except OSError as e:
         raise StartError(spec.moniker, f"cannot open log {spec.log_path}: {e.strerror}") from None
 
