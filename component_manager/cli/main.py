@@ -2,8 +2,11 @@
 
 Exit codes (one table, documented in README.md):
     0 ok · 1 error · 2 usage · 3 no manager running · 4 not found
-Errors are one line on stderr, never a traceback. Only what a command needs is imported,
-so that quick commands stay quick.
+Errors are one line on stderr, never a traceback.
+
+`cm show` should cost no more than `supervisorctl status`, so a command pays only for what
+it uses: a known command builds only its own module's parsers, and a command module
+imports grpc and the stubs inside its handlers.
 """
 
 from __future__ import annotations
@@ -14,8 +17,16 @@ import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_MANAGER, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
-# Command modules, each with register(subparsers) that sets args.handler(args) -> int.
-_COMMAND_MODULES = ("manifest_cmds", "manager_cmds", "observe_cmds", "storage_cmds", "completion_cmds")
+# Each command module, in help order, with the commands its register(subparsers) adds (each
+# sets args.handler(args) -> int). Only the module of the command being run is imported.
+COMMAND_MODULES = {
+    "manifest_cmds": ("compile", "validate", "format"),
+    "manager_cmds": ("manager", "list", "tree", "show", "start", "stop", "destroy", "resolve", "logs",
+                     "create", "run"),
+    "observe_cmds": ("route", "events"),
+    "storage_cmds": ("storage",),
+    "completion_cmds": ("completion",),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,14 +43,18 @@ class _CommandParser(_Parser):
         self.add_argument("--state-dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``command`` (a name from COMMAND_MODULES) only the
+    parsers of its module: all that parsing ``cm COMMAND ...`` needs."""
     import importlib
 
     parser = _Parser(prog="cm", description="Drive a component manager and its manifests.")
     parser.add_argument("--state-dir", default=os.environ.get("CM_STATE_DIR", ".cm"),
                         help="the manager's state directory (env CM_STATE_DIR, default ./.cm)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
-    for name in _COMMAND_MODULES:
+    for name, commands in COMMAND_MODULES.items():
+        if command is not None and command not in commands:
+            continue
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ModuleNotFoundError as e:
@@ -50,12 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def command_word(argv: list[str]) -> str | None:
+    """The command ``argv`` runs, if it is one COMMAND_MODULES knows (``show`` in
+    ``--state-dir D show x``); None for no command, help, or anything unusual, which then
+    gets the full parser and its usual messages."""
+    words = iter(argv)
+    for word in words:
+        if word == "--state-dir":
+            next(words, None)
+        elif not word.startswith("--state-dir="):
+            known = any(word in commands for commands in COMMAND_MODULES.values())
+            return word if known else None
+    return None
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_word(argv))
+    return parser, parser.parse_args(argv)
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from ..errors import CmError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
+    if not getattr(args, "handler", None):  # no command: command_word gave the full parser
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
@@ -67,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _run(*_parse(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""`cm`'s parser: a known command builds only its own module's parsers, and parses the same."""
+
+import pytest
+
+from component_manager.cli import main
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def subcommands(parser) -> list[str]:
+    return list(parser._subparsers._group_actions[0].choices)
+
+
+def test_command_table_lists_exactly_what_each_module_registers():
+    registered = subcommands(main.build_parser())
+    listed = [command for commands in main.COMMAND_MODULES.values() for command in commands]
+    assert registered == listed
+    for commands in main.COMMAND_MODULES.values():
+        for command in commands:
+            assert subcommands(main.build_parser(command)) == list(commands)
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["show", "x"], "show"),
+    (["--state-dir", "/d", "show", "x"], "show"),
+    (["--state-dir=/d", "storage", "list"], "storage"),
+    (["manager", "run", "--state-dir", "/d"], "manager"),
+    ([], None),
+    (["--state-dir", "/d"], None),
+    (["--help"], None),
+    (["-h", "show"], None),
+    (["bogus", "show"], None),
+    (["--state", "/d", "show"], None),  # an abbreviation argparse accepts: the full parser decides
+])
+def test_command_word_is_the_command_or_none_when_unsure(argv, command):
+    assert main.command_word(argv) == command
+
+
+@pytest.mark.parametrize("argv", [
+    ["--state-dir", "/d", "show", "/x", "--json"],
+    ["logs", "-f", "counter"],
+    ["storage", "delete", "c", "--state-dir", "/e"],
+    ["manager", "run", "--root", "r.cml"],
+    ["events", "--type", "started", "--type", "stopped"],
+])
+def test_the_command_parser_parses_as_the_full_parser(argv):
+    just_its_own = main.build_parser(main.command_word(argv))
+    assert vars(just_its_own.parse_args(argv)) == vars(main.build_parser().parse_args(argv))
