@@ -24,7 +24,8 @@ def register(sub) -> None:
     run.add_argument("--root", help="URL of the root component (default: the example realm)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
     run.add_argument("--ready-fd", type=int, help=argparse_suppress())
-    run.set_defaults(handler=_manager_run)
+    # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
+    run.set_defaults(handler=_manager_run, normal_exit=True)
 
     _simple(sub, "list", "every instance: moniker, state, url, instance id", _list)
     _simple(sub, "tree", "the topology as a tree", _tree)

@@ -46,3 +46,8 @@ def test_command_word_is_the_command_or_none_when_unsure(argv, command):
 def test_the_command_parser_parses_as_the_full_parser(argv):
     just_its_own = main.build_parser(main.command_word(argv))
     assert vars(just_its_own.parse_args(argv)) == vars(main.build_parser().parse_args(argv))
+
+
+def test_run_command_returns_the_exit_code_in_process(tmp_path, capsys):
+    assert main.run_command(["--state-dir", str(tmp_path), "show", "x"]) == main.EXIT_NO_MANAGER
+    assert capsys.readouterr().err == f"cm: no manager is running at {tmp_path} (start one with `cm manager run`)\n"
