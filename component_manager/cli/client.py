@@ -3,7 +3,7 @@ one-line errors with documented exit codes."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import grpc
 
@@ -29,9 +29,9 @@ class Client:
     def __init__(self, state_dir: str):
         from .._generated import manager_pb2_grpc as pb_grpc
 
-        self.state_dir = str(Path(state_dir).resolve())
-        socket = Path(self.state_dir) / "manager.sock"
-        if not socket.exists():
+        self.state_dir = os.path.realpath(state_dir)  # as Path.resolve(), without pathlib's imports
+        socket = os.path.join(self.state_dir, "manager.sock")
+        if not os.path.exists(socket):
             raise _not_running(self.state_dir)
         self.channel = grpc.insecure_channel(f"unix:{socket}")
         self.lifecycle = pb_grpc.LifecycleControllerStub(self.channel)

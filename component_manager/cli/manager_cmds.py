@@ -10,7 +10,9 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
+
+# pathlib is imported where a handler needs it: the queries (show, list, logs) use os.path, so
+# that `cm show` does not pay for pathlib's imports (urllib.parse, fnmatch).
 
 __all__ = ["MONIKER_HELP", "register"]
 
@@ -87,6 +89,8 @@ def _pb():
 # ---- manager run ---------------------------------------------------------------------------
 
 def default_root() -> str:
+    from pathlib import Path
+
     here = Path("components/realm.cml")
     if here.exists():
         return str(here.resolve())
@@ -99,6 +103,7 @@ def _manager_run(args) -> int:
         return _detach(args, root)
     import asyncio
     import logging
+    from pathlib import Path
 
     from ..manager import Manager
     from ..model.resolver import absolute_url
@@ -118,6 +123,7 @@ def _manager_run(args) -> int:
 
 def _detach(args, root: str) -> int:
     import subprocess
+    from pathlib import Path
 
     state_dir = Path(args.state_dir).resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -277,15 +283,16 @@ def format_show(info: dict) -> str:
 
 def _logs(args) -> int:
     info = _get(args)
-    path = Path(info.log_path)
     if not args.follow:
-        if path.exists():
-            with open(path, "rb") as f:
+        if os.path.exists(info.log_path):
+            with open(info.log_path, "rb") as f:
                 sys.stdout.buffer.write(f.read())
         return 0
+    from pathlib import Path
+
     from .follow import follow_log
 
-    return follow_log(args.state_dir, info.summary.moniker, path)
+    return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -325,6 +332,8 @@ def _resolve(args) -> int:
 
 
 def _create(args) -> int:
+    from pathlib import Path
+
     from ..errors import MonikerError
     from ..moniker import parse
 
