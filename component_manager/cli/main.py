@@ -5,9 +5,9 @@ Exit codes (one table, documented in README.md):
 Errors are one line on stderr, never a traceback.
 
 `cm show` should cost no more than `supervisorctl status`, so a command pays only for what
-it uses: a known command builds only its own module's parsers, a command module imports
-grpc and the stubs inside its handlers, and a client command skips the interpreter's
-shutdown (see ``main``).
+it uses: a known command builds only its own parser, a command module imports grpc and
+the messages inside its handlers, and a client command skips the interpreter's shutdown
+(see ``main``).
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_MANAGER, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 
-# Each command module, in help order, with the commands its register(subparsers) adds (each
-# sets args.handler(args) -> int). Only the module of the command being run is imported.
-COMMAND_MODULES = {
-    "manifest_cmds": ("compile", "validate", "format"),
-    "manager_cmds": ("manager", "list", "tree", "show", "start", "stop", "destroy", "resolve", "logs",
-                     "create", "run"),
-    "observe_cmds": ("route", "events"),
-    "storage_cmds": ("storage",),
-    "completion_cmds": ("completion",),
+# Every command, in help order, and the module whose register(subparsers, command) adds its
+# parser (which sets args.handler(args) -> int). Only the command being run is registered.
+COMMANDS = {
+    "compile": "manifest_cmds", "validate": "manifest_cmds", "format": "manifest_cmds",
+    "manager": "manager_cmds",
+    "list": "query_cmds", "tree": "query_cmds", "show": "query_cmds",
+    "start": "manager_cmds", "stop": "manager_cmds", "destroy": "manager_cmds", "resolve": "manager_cmds",
+    "logs": "query_cmds",
+    "create": "manager_cmds", "run": "manager_cmds",
+    "route": "observe_cmds", "events": "observe_cmds",
+    "storage": "storage_cmds",
+    "completion": "completion_cmds",
 }
 
 
@@ -45,38 +48,37 @@ class _CommandParser(_Parser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command, or with ``command`` (a name from COMMAND_MODULES) only the
-    parsers of its module: all that parsing ``cm COMMAND ...`` needs."""
+    """The parser of every command, or with ``command`` (a name in COMMANDS) only its own:
+    all that parsing ``cm COMMAND ...`` needs."""
     import importlib
 
     parser = _Parser(prog="cm", description="Drive a component manager and its manifests.")
     parser.add_argument("--state-dir", default=os.environ.get("CM_STATE_DIR", ".cm"),
                         help="the manager's state directory (env CM_STATE_DIR, default ./.cm)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
-    for name, commands in COMMAND_MODULES.items():
-        if command is not None and command not in commands:
+    for name, module_name in COMMANDS.items():
+        if command is not None and name != command:
             continue
         try:
-            module = importlib.import_module(f"{__package__}.{name}")
+            module = importlib.import_module(f"{__package__}.{module_name}")
         except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}":
+            if e.name != f"{__package__}.{module_name}":
                 raise
             continue
-        module.register(sub)
+        module.register(sub, name)
     return parser
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The command ``argv`` runs, if it is one COMMAND_MODULES knows (``show`` in
-    ``--state-dir D show x``); None for no command, help, or anything unusual, which then
-    gets the full parser and its usual messages."""
+    """The command ``argv`` runs, if it is one in COMMANDS (``show`` in ``--state-dir D show
+    x``); None for no command, help, or anything unusual, which then gets the full parser
+    and its usual messages."""
     words = iter(argv)
     for word in words:
         if word == "--state-dir":
             next(words, None)
         elif not word.startswith("--state-dir="):
-            known = any(word in commands for commands in COMMAND_MODULES.values())
-            return word if known else None
+            return word if word in COMMANDS else None
     return None
 
 

@@ -7,15 +7,20 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from ..api.messages import event_dict
-import sys
 
 __all__ = ["register", "route_dict"]
 
 
-def register(sub) -> None:
-    from .manager_cmds import MONIKER_HELP
+def register(sub, command: str) -> None:
+    """Add the parser of ``command``: route or events."""
+    {"route": _register_route, "events": _register_events}[command](sub)
+
+
+def _register_route(sub) -> None:
+    from .monikers import MONIKER_HELP
 
     route = sub.add_parser("route", help="the route of each capability an instance uses or exposes")
     route.add_argument("moniker", help=MONIKER_HELP)
@@ -23,6 +28,8 @@ def register(sub) -> None:
     route.add_argument("--json", action="store_true", help="print JSON")
     route.set_defaults(handler=_route)
 
+
+def _register_events(sub) -> None:
     events = sub.add_parser("events", help="lifecycle events: the stored history, then (--follow) live")
     events.add_argument("-f", "--follow", action="store_true", help="keep printing new events until Ctrl-C")
     events.add_argument("--moniker", default="", metavar="PREFIX",

@@ -12,8 +12,9 @@ import json
 __all__ = ["register"]
 
 
-def register(sub) -> None:
-    from .manager_cmds import MONIKER_HELP
+def register(sub, command: str) -> None:
+    """Add the parser of ``command`` (storage) and its subcommands."""
+    from .monikers import MONIKER_HELP
 
     storage = sub.add_parser("storage", help="per-instance storage areas")
     storage_sub = storage.add_subparsers(dest="storage_command", metavar="SUBCOMMAND", required=True)

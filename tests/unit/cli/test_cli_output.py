@@ -3,7 +3,7 @@
 import pytest
 
 from component_manager.cli import output
-from component_manager.cli.manager_cmds import format_list, format_tree
+from component_manager.cli.query_cmds import format_list, format_tree
 from component_manager.cli.monikers import AmbiguousMoniker, match_fragment, resolve_moniker
 from component_manager.errors import InstanceNotFound
 
