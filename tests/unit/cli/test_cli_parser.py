@@ -48,3 +48,14 @@ def test_the_command_parser_parses_as_the_full_parser(argv):
 def test_run_command_returns_the_exit_code_in_process(tmp_path, capsys):
     assert main.run_command(["--state-dir", str(tmp_path), "show", "x"]) == main.EXIT_NO_MANAGER
     assert capsys.readouterr().err == f"cm: no manager is running at {tmp_path} (start one with `cm manager run`)\n"
+
+
+@pytest.mark.parametrize("columns", [None, "", "junk", "0", "-3", "120"])
+def test_terminal_columns_is_what_shutil_says(monkeypatch, columns):
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert main.terminal_columns() == shutil.get_terminal_size().columns
