@@ -3,7 +3,7 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["event_dict", "show_dict", "stop_dict", "summary_dict"]
+__all__ = ["config_dict", "event_dict", "show_dict", "stop_dict", "summary_dict"]
 
 
 def summary_dict(s) -> dict:
@@ -16,8 +16,6 @@ def summary_dict(s) -> dict:
 
 def show_dict(d) -> dict:
     """An InstanceDetails message as the stable shape of ``cm show --json``."""
-    import json  # only show needs it (config values travel as JSON)
-
     last_stop = stop_dict(d.last_stop) if d.has_last_stop else None
     return {
         **summary_dict(d.summary),
@@ -27,13 +25,22 @@ def show_dict(d) -> dict:
         "uses": [{"kind": u.kind, "name": u.name, "source": u.source, "route": u.route_status} for u in d.uses],
         "exposes": list(d.exposes),
         "storage": [{"name": x.name, "path": x.path, "size_bytes": x.size_bytes} for x in d.storage],
-        "config": {c.key: json.loads(c.value_json) for c in d.config},
+        "config": config_dict(d.config),
         "children": list(d.children),
         "collections": [{"name": c.name, "durability": c.durability, "children": list(c.children)}
                         for c in d.collections],
         "log_path": d.log_path,
         "fingerprint": d.fingerprint,
     }
+
+
+def config_dict(values) -> dict:
+    """ConfigValue messages as {key: value}; each value travels as JSON."""
+    if not values:
+        return {}
+    import json  # here, not at the top: most clients (cm list, cm logs) never need it
+
+    return {c.key: json.loads(c.value_json) for c in values}
 
 
 def stop_dict(stop) -> dict:

@@ -141,8 +141,6 @@ def _show(args) -> int:
 
 
 def format_show(info: dict) -> str:
-    import json
-
     lines = [f"{'Moniker':<16}{info['moniker']}", f"{'URL':<16}{info['url']}",
              f"{'Instance ID':<16}{info['instance_id']}",
              f"{'State':<16}{info['state']} ({info['execution_state']})"]
@@ -164,8 +162,10 @@ def format_show(info: dict) -> str:
         lines.append(f"{'Exposes':<16}{expose}")
     for area in info["storage"]:
         lines.append(f"{'Storage':<16}{area['name']}: {area['path']} ({area['size_bytes']} bytes)")
-    for key, value in info["config"].items():
-        lines.append(f"{'Config':<16}{key} = {json.dumps(value)}")
+    if info["config"]:
+        import json  # only for config values: an instance without config does not pay for it
+
+        lines += [f"{'Config':<16}{key} = {json.dumps(value)}" for key, value in info["config"].items()]
     for child in info["children"]:
         lines.append(f"{'Child':<16}{child}")
     for coll in info["collections"]:
