@@ -57,7 +57,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_HelpFormatter, **kwargs)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # one line, exit 2, as documented
         self.exit(EXIT_USAGE, f"cm: {message}\n")
