@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import json
-
 __all__ = ["register"]
 
 
@@ -40,6 +38,8 @@ def _print(args, rows: list[dict]) -> None:
     from .output import format_size, table
 
     if args.json:
+        import json  # only for --json: its import is ~1.5 ms of a quick command
+
         print(json.dumps(rows, indent=2))
     elif rows:
         print(table(["MONIKER", "NAME", "SIZE", "PATH"],
@@ -85,6 +85,8 @@ def _delete(args) -> int:
     reply = client.call(client.lifecycle.DeleteStorage, pb.InstanceRequest(moniker=moniker))
     deleted = [{"name": a.name, "path": a.path, "size_bytes": a.size_bytes} for a in reply.deleted]
     if args.json:
+        import json  # only for --json, as in _print
+
         print(json.dumps({"moniker": reply.moniker, "instance_id": reply.instance_id, "deleted": deleted}, indent=2))
     else:
         names = ", ".join(a["name"] for a in deleted) or "nothing"
