@@ -3,7 +3,44 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["event_dict", "stop_dict"]
+__all__ = ["config_dict", "event_dict", "show_dict", "stop_dict", "summary_dict"]
+
+
+def summary_dict(s) -> dict:
+    """An InstanceSummary message as the stable shape of ``cm list --json`` (one row)."""
+    return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
+            "execution_state": s.execution_state, "incarnation": s.incarnation,
+            "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
+            "last_stop_disposition": s.last_stop_disposition or None}
+
+
+def show_dict(d) -> dict:
+    """An InstanceDetails message as the stable shape of ``cm show --json``."""
+    last_stop = stop_dict(d.last_stop) if d.has_last_stop else None
+    return {
+        **summary_dict(d.summary),
+        "start_reason": d.start_reason or None,
+        "started_at": d.started_at or None,
+        "last_stop": last_stop,
+        "uses": [{"kind": u.kind, "name": u.name, "source": u.source, "route": u.route_status} for u in d.uses],
+        "exposes": list(d.exposes),
+        "storage": [{"name": x.name, "path": x.path, "size_bytes": x.size_bytes} for x in d.storage],
+        "config": config_dict(d.config),
+        "children": list(d.children),
+        "collections": [{"name": c.name, "durability": c.durability, "children": list(c.children)}
+                        for c in d.collections],
+        "log_path": d.log_path,
+        "fingerprint": d.fingerprint,
+    }
+
+
+def config_dict(values) -> dict:
+    """ConfigValue messages as {key: value}; each value travels as JSON."""
+    if not values:
+        return {}
+    import json  # here, not at the top: most clients (cm list, cm logs) never need it
+
+    return {c.key: json.loads(c.value_json) for c in values}
 
 
 def stop_dict(stop) -> dict:

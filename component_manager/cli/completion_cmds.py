@@ -12,7 +12,8 @@ from __future__ import annotations
 __all__ = ["bash_script", "register"]
 
 
-def register(sub) -> None:
+def register(sub, command: str) -> None:
+    """Add the parser of ``command`` (completion)."""
     p = sub.add_parser("completion", help="print a shell completion script (source <(cm completion bash))")
     p.add_argument("shell", choices=["bash"])
     p.set_defaults(handler=_completion)

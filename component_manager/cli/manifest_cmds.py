@@ -15,7 +15,12 @@ import sys
 __all__ = ["register"]
 
 
-def register(sub) -> None:
+def register(sub, command: str) -> None:
+    """Add the parser of ``command``: compile, validate or format."""
+    {"compile": _register_compile, "validate": _register_validate, "format": _register_format}[command](sub)
+
+
+def _register_compile(sub) -> None:
     p = sub.add_parser("compile", help="compile a .cml into a verified .cm")
     p.add_argument("source", metavar="SRC.cml")
     p.add_argument("-o", "--output", required=True, metavar="OUT.cm")
@@ -24,6 +29,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print {file, ok, fingerprint, problems} as JSON")
     p.set_defaults(handler=_compile)
 
+
+def _register_validate(sub) -> None:
     p = sub.add_parser("validate", help="check .cml sources and .cm files; print every problem")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("-I", "--include-path", action="append", default=[], metavar="DIR")
@@ -31,6 +38,8 @@ def register(sub) -> None:
                    help="print a JSON list of {file, ok, problems: [{file, line, column, key_path, message}]}")
     p.set_defaults(handler=_validate)
 
+
+def _register_format(sub) -> None:
     p = sub.add_parser("format", help="print a .cml in canonical form (comments are dropped)",
                        description="Print FILE in canonical form: fixed key order, 4-space indent, "
                                    "unquoted keys. Comments are NOT kept.")

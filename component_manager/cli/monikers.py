@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from ..errors import CmError, InstanceNotFound
 
-__all__ = ["AmbiguousMoniker", "match_fragment", "resolve_moniker"]
+__all__ = ["MONIKER_HELP", "AmbiguousMoniker", "match_fragment", "resolve_moniker"]
+
+MONIKER_HELP = "an absolute moniker (/echo_server) or a unique fragment of one (server)"
 
 
 class AmbiguousMoniker(CmError):

@@ -181,3 +181,53 @@ def test_bash_completion_completes_commands_and_monikers(manager_dir):
         assert complete("storage", "d") == ["delete"]
         assert complete("show", "/echo_s") == ["/echo_server"]
         assert set(complete("storage", "show", "/")) >= {"/counter", "/echo_server"}
+
+
+# Runs one command in-process, then prints its exit code and every module it loaded. Under
+# -S (no .pth files) so that the editable install's import finder, which imports pathlib at
+# startup, hides nothing; the project and site-packages come first on the path instead.
+IMPORTS_OF_A_COMMAND = """
+import os, sys
+sys.path[:0] = sys.argv[1:3]
+sys.stdout = open(os.devnull, "w")
+from component_manager.cli.main import run_command
+code = run_command(sys.argv[3:])
+sys.stdout = sys.__stdout__
+print(code, " ".join(sorted(sys.modules)))
+"""
+
+# What a read-only command must not import: the daemon's side, manifests, the runtime stubs,
+# the generated service stubs (cli/client.py makes its calls from manager_pb2), and two
+# stdlib modules grpc does not need that cm once paid for (pathlib; shutil via argparse).
+# Nor the other command modules, nor json unless it prints JSON (or show's config values).
+NOT_FOR_A_QUERY = ("pydantic", "capnp", "lmdb", "pathlib", "shutil", "component_manager.manager", "component_manager.model",
+                   "component_manager.manifest", "component_manager.storage", "component_manager.runners",
+                   "component_manager.actions", "component_manager.sdk", "component_manager._generated.component_pb2",
+                   "component_manager._generated.manager_pb2_grpc")
+
+
+def test_read_only_commands_import_only_grpc_and_the_manager_messages(manager_dir):
+    """`cm show` is meant to be as quick as `supervisorctl status`: grpc (which itself loads
+    asyncio and grpc.aio) and manager_pb2 are the floor; this keeps the rest out."""
+    import sysconfig
+
+    import component_manager
+    from component_manager.cli.main import COMMANDS
+
+    project = str(Path(component_manager.__file__).resolve().parents[1])
+    with ManagerProcess(manager_dir) as manager:
+        for args in (("show", "/echo_server"), ("show", "server", "--json"), ("list",), ("tree",), ("logs", "counter"),
+                     ("route", "echo_client"), ("events",), ("storage", "list"), ("storage", "show", "counter")):
+            out = subprocess.run([sys.executable, "-S", "-c", IMPORTS_OF_A_COMMAND, project,
+                                  sysconfig.get_path("purelib"), "--state-dir", str(manager.state_dir), *args],
+                                 capture_output=True, text=True, check=True)
+            code, modules = out.stdout.split(" ", 1)
+            assert code == "0", (args, out.stderr)
+            loaded = set(modules.split())
+            assert "component_manager._generated.manager_pb2" in loaded  # the command did run
+            others = {f"component_manager.cli.{m}" for m in COMMANDS.values()} - {
+                f"component_manager.cli.{COMMANDS[args[0]]}"}
+            unwanted = [m for m in loaded if m.startswith(NOT_FOR_A_QUERY) or m in others]
+            if "--json" not in args and args[0] != "show":
+                unwanted += [m for m in loaded if m == "json"]
+            assert sorted(unwanted) == [], args

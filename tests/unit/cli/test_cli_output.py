@@ -3,7 +3,7 @@
 import pytest
 
 from component_manager.cli import output
-from component_manager.cli.manager_cmds import format_list, format_tree
+from component_manager.cli.query_cmds import format_list, format_tree
 from component_manager.cli.monikers import AmbiguousMoniker, match_fragment, resolve_moniker
 from component_manager.errors import InstanceNotFound
 
@@ -180,3 +180,23 @@ def test_state_dir_is_taken_before_or_after_the_command():
     assert parser.parse_args(["manager", "run", "--state-dir", "/b", "--root", "r.cml"]).state_dir == "/b"
     assert parser.parse_args(["show", "/x", "--state-dir", "/c"]).state_dir == "/c"
     assert parser.parse_args(["list"]).state_dir == parser.get_default("state_dir")
+
+
+def test_show_prints_config_values_as_json_and_skips_empty_sections():
+    from component_manager._generated import manager_pb2
+    from component_manager.api.messages import show_dict
+    from component_manager.cli.query_cmds import format_show
+
+    details = manager_pb2.InstanceDetails(
+        summary=manager_pb2.InstanceSummary(moniker="/echo_server", url="file:///e.cml", instance_id="ab12",
+                                            state="resolved", execution_state="stopped"),
+        config=[manager_pb2.ConfigValue(key="greeting", value_json='"hello"'),
+                manager_pb2.ConfigValue(key="limits", value_json='{"n": 3}')])
+    info = show_dict(details)
+    assert info["config"] == {"greeting": "hello", "limits": {"n": 3}}
+    assert info["last_stop"] is None and info["pid"] is None
+    assert format_show(info).splitlines() == [
+        "Moniker         /echo_server", "URL             file:///e.cml", "Instance ID     ab12",
+        "State           resolved (stopped)",
+        'Config          greeting = "hello"', 'Config          limits = {"n": 3}']
+    assert show_dict(manager_pb2.InstanceDetails())["config"] == {}

@@ -1,0 +1,187 @@
+"""`cm list`, `cm tree`, `cm show`, `cm logs`: read-only views of a running manager.
+
+    cm list                 # every instance: moniker, status, pid, id, url
+    cm tree                 # the topology, each name with its status
+    cm show echo_server     # everything about one instance
+    cm logs counter -f      # a program's output, then what it appends
+
+Each takes ``--json``; the JSON shapes of ``show`` and ``list`` are stable (DESIGN.md
+section 6, built in api/messages.py). These are the commands people run in a loop, so each
+is one call and imports no more than grpc, manager_pb2 and what it prints with
+(tests/integration/test_cli.py checks).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+__all__ = ["format_list", "format_show", "format_tree", "register"]
+
+
+def register(sub, command: str) -> None:
+    """Add the parser of ``command``, one of list, tree, show, logs."""
+    helptext, handler = {
+        "list": ("every instance: moniker, state, url, instance id", _list),
+        "tree": ("the topology as a tree", _tree),
+        "show": ("everything about one instance", _show),
+        "logs": ("print a program's output", _logs),
+    }[command]
+    parser = sub.add_parser(command, help=helptext)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=handler)
+    if command in ("show", "logs"):
+        from .monikers import MONIKER_HELP
+
+        parser.add_argument("moniker", help=MONIKER_HELP)
+    if command == "logs":
+        parser.add_argument("-f", "--follow", action="store_true",
+                            help="keep printing as the log grows (until Ctrl-C or destroy)")
+
+
+def _print_json(data) -> None:
+    import json
+
+    print(json.dumps(data, indent=2))
+
+
+# ---- list and tree -------------------------------------------------------------------------
+
+def _list(args) -> int:
+    return _print_instances(args, format_list)
+
+
+def _tree(args) -> int:
+    return _print_instances(args, format_tree)
+
+
+def _print_instances(args, formatter) -> int:
+    from .._generated import manager_pb2
+    from ..api.messages import summary_dict
+    from .client import Client
+    from .output import colour_enabled
+
+    client = Client(args.state_dir)
+    reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
+    rows = [summary_dict(s) for s in reply.instances]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(formatter(rows, colour_enabled(args)))
+    return 0
+
+
+def format_list(rows: list[dict], colour: bool = False) -> str:
+    """MONIKER STATUS PID ID URL; STATUS is running/stopped/failed/... in its colour."""
+    from .output import state_colour, state_label, table
+
+    cells = [[r["moniker"], state_label(r), str(r["pid"] or "-"), r["instance_id"][:12], r["url"]] for r in rows]
+    colours = [[None, state_colour(r), None, "dim", None] for r in rows]
+    return table(["MONIKER", "STATUS", "PID", "ID", "URL"], cells, colours, colour)
+
+
+def format_tree(rows: list[dict], colour: bool = False) -> str:
+    """The topology with box-drawing branches, each name followed by its status::
+
+        /  running
+        ├── echo_server  stopped
+        └── workers:c1  failed (crashed)
+    """
+    from .output import paint, state_colour, state_label
+
+    children: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["moniker"] != "/":
+            children.setdefault(_parent(r["moniker"]), []).append(r)
+    lines: list[str] = []
+
+    def walk(row: dict, prefix: str, branch: str, name: str) -> None:
+        label = state_label(row)
+        if label == "failed" and row.get("last_stop_disposition"):
+            label += f" ({row['last_stop_disposition']})"
+        lines.append(f"{prefix}{branch}{name}  {paint(label, state_colour(row), colour)}")
+        kids = children.get(row["moniker"], [])
+        inner = prefix + ("" if not branch else ("    " if branch.startswith("└") else "│   "))
+        for i, kid in enumerate(kids):
+            walk(kid, inner, "└── " if i == len(kids) - 1 else "├── ", kid["moniker"].rsplit("/", 1)[1])
+
+    known = {r["moniker"] for r in rows}
+    for root in (r for r in rows if r["moniker"] == "/" or _parent(r["moniker"]) not in known):
+        walk(root, "", "", root["moniker"])
+    return "\n".join(lines)
+
+
+def _parent(moniker: str) -> str:
+    return moniker.rsplit("/", 1)[0] or "/"
+
+
+# ---- show and logs -------------------------------------------------------------------------
+
+def _get(args):
+    """The InstanceDetails of the instance ``args.moniker`` names (a fragment costs one more call)."""
+    from .._generated import manager_pb2
+    from .client import Client
+    from .monikers import resolve_moniker
+
+    client = Client(args.state_dir)
+    moniker = resolve_moniker(client, args.moniker)
+    return client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
+
+
+def _show(args) -> int:
+    from ..api.messages import show_dict
+
+    info = show_dict(_get(args))
+    if args.json:
+        _print_json(info)
+    else:
+        print(format_show(info))
+    return 0
+
+
+def format_show(info: dict) -> str:
+    lines = [f"{'Moniker':<16}{info['moniker']}", f"{'URL':<16}{info['url']}",
+             f"{'Instance ID':<16}{info['instance_id']}",
+             f"{'State':<16}{info['state']} ({info['execution_state']})"]
+    if info["pid"]:
+        uptime = time.time() - (info["started_at"] or time.time())
+        lines.append(f"{'PID':<16}{info['pid']} (up {uptime:.1f}s)")
+    if info["start_reason"]:
+        lines.append(f"{'Start reason':<16}{info['start_reason']}")
+    if info["last_stop"]:
+        ls = info["last_stop"]
+        code = f"exit code {ls['exit_code']}" if ls["exit_code"] is not None else (
+            f"signal {ls['signal']}" if ls["signal"] is not None else "")
+        lines.append(f"{'Last stop':<16}{ls['reason']}, {ls['disposition']}"
+                     f"{', ' + code if code else ''}, ran {ls['run_time_s']:.2f}s"
+                     f"{' (' + ls['detail'] + ')' if ls['detail'] else ''}")
+    for use in info["uses"]:
+        lines.append(f"{'Uses':<16}{use['kind']} {use['name']} from {use['source'] or '?'} [{use['route']}]")
+    for expose in info["exposes"]:
+        lines.append(f"{'Exposes':<16}{expose}")
+    for area in info["storage"]:
+        lines.append(f"{'Storage':<16}{area['name']}: {area['path']} ({area['size_bytes']} bytes)")
+    if info["config"]:
+        import json  # only for config values: an instance without config does not pay for it
+
+        lines += [f"{'Config':<16}{key} = {json.dumps(value)}" for key, value in info["config"].items()]
+    for child in info["children"]:
+        lines.append(f"{'Child':<16}{child}")
+    for coll in info["collections"]:
+        lines.append(f"{'Collection':<16}{coll['name']} ({coll['durability']}, {len(coll['children'])} children)")
+    return "\n".join(lines)
+
+
+def _logs(args) -> int:
+    info = _get(args)
+    if not args.follow:
+        if os.path.exists(info.log_path):
+            with open(info.log_path, "rb") as f:
+                sys.stdout.buffer.write(f.read())
+        return 0
+    from pathlib import Path
+
+    from .follow import follow_log
+
+    return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))

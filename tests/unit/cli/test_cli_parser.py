@@ -1,0 +1,61 @@
+"""`cm`'s parser: a known command builds only its own parser, and parses as the full one."""
+
+import pytest
+
+from component_manager.cli import main
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def subcommands(parser) -> list[str]:
+    return list(parser._subparsers._group_actions[0].choices)
+
+
+def test_the_command_table_is_what_the_full_parser_registers_in_order():
+    assert subcommands(main.build_parser()) == list(main.COMMANDS)
+    for command in main.COMMANDS:
+        assert subcommands(main.build_parser(command)) == [command]
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["show", "x"], "show"),
+    (["--state-dir", "/d", "show", "x"], "show"),
+    (["--state-dir=/d", "storage", "list"], "storage"),
+    (["manager", "run", "--state-dir", "/d"], "manager"),
+    ([], None),
+    (["--state-dir", "/d"], None),
+    (["--help"], None),
+    (["-h", "show"], None),
+    (["bogus", "show"], None),
+    (["--state", "/d", "show"], None),  # an abbreviation argparse accepts: the full parser decides
+])
+def test_command_word_is_the_command_or_none_when_unsure(argv, command):
+    assert main.command_word(argv) == command
+
+
+@pytest.mark.parametrize("argv", [
+    ["--state-dir", "/d", "show", "/x", "--json"],
+    ["logs", "-f", "counter"],
+    ["storage", "delete", "c", "--state-dir", "/e"],
+    ["manager", "run", "--root", "r.cml"],
+    ["events", "--type", "started", "--type", "stopped"],
+])
+def test_the_command_parser_parses_as_the_full_parser(argv):
+    just_its_own = main.build_parser(main.command_word(argv))
+    assert vars(just_its_own.parse_args(argv)) == vars(main.build_parser().parse_args(argv))
+
+
+def test_run_command_returns_the_exit_code_in_process(tmp_path, capsys):
+    assert main.run_command(["--state-dir", str(tmp_path), "show", "x"]) == main.EXIT_NO_MANAGER
+    assert capsys.readouterr().err == f"cm: no manager is running at {tmp_path} (start one with `cm manager run`)\n"
+
+
+@pytest.mark.parametrize("columns", [None, "", "junk", "0", "-3", "120"])
+def test_terminal_columns_is_what_shutil_says(monkeypatch, columns):
+    import shutil
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert main.terminal_columns() == shutil.get_terminal_size().columns
