@@ -125,7 +125,9 @@ class ManagerProcess:
     def channel(self):
         import grpc
 
-        return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}")
+        from ..cli.client import CHANNEL_OPTIONS
+
+        return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}", options=CHANNEL_OPTIONS)
 
     def events(self, prefix: str = "", history: bool = False, since_seq: int = 0) -> EventWatch:
         """Watch events from now on (``history``: also those the manager stored before,
