@@ -5,8 +5,9 @@ background, ~150 ms later) and stops it when it stops. ``Zygote.launch`` asks it
 program and returns a :class:`ZygoteProgram`, or None whenever the zygote cannot run this
 program faithfully or at all (not ready yet, dead, refusing, too slow): the python runner
 then spawns the program as before, so a start never fails because of the zygote. A dead
-zygote is started again by the next launch that finds it dead (at most
-``MAX_FAILED_STARTS`` times in a row if it dies before it is ready).
+zygote is started again as soon as its death is noticed, or by the next launch (at most
+``MAX_FAILED_STARTS`` times in a row if it dies before it is ready: then python programs
+are spawned for the rest of the manager's life, and the manager's log says so).
 
 Example::
 
@@ -23,7 +24,9 @@ How a program's end is learned: the zygote reaps its children and sends ``exit P
 that resolves the program. The zygote also passes a pidfd of each child, watched here: if
 the zygote dies while a program runs, the program's end is still noticed, but its status is
 lost (init reaps it), so it is reported as ``ExitStatus()`` with neither code nor signal,
-which the start action records as a crash.
+which the start action records as a crash. (So is a program whose zygote was killed in the
+instant between answering the manager and letting the child run: the child then exits
+without running the program, as it cannot know whether the manager heard of it.)
 
 Switch it off with ``CM_ZYGOTE=0`` in the manager's environment.
 """
@@ -206,7 +209,8 @@ class Zygote:
         if self._process is not None:
             if not self._ready and not self._stopped:
                 self._failed_starts += 1
-                log.warning("the zygote ended before it was ready (%s); see %s", why, self.log_path)
+                log.warning("the zygote ended before it was ready (%s); see %s%s", why, self.log_path,
+                            "; giving up on it" if self._failed_starts >= MAX_FAILED_STARTS else "")
             _reap_when_ended(self._process)
             self._process = None
         self._ready = False
@@ -219,6 +223,8 @@ class Zygote:
         for program in self._programs.values():
             program.on_zygote_lost()
         self._programs.clear()
+        if not self._stopped:
+            self.start()  # at once, so that it is ready again for the next start
 
     # ---- messages ----------------------------------------------------------------------------
 

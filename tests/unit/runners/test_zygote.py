@@ -198,8 +198,12 @@ async def test_a_killed_zygote_falls_back_to_spawn_and_is_restarted(zygote, pkg)
 
 
 async def test_a_program_outliving_its_zygote_still_reports_its_end(zygote, pkg):
-    pkg.module("blocks", "import signal; signal.pause()")
+    fifo = pkg.dir / "running"
+    os.mkfifo(fifo)
+    pkg.module("blocks", f"import signal; open({str(fifo)!r}, 'w').close(); signal.pause()")
     program = await launch(zygote, pkg.spec(module="blocks"))
+    with open(fifo):  # returns once the program runs (past the zygote's "go")
+        pass
     os.kill(zygote.pid, signal.SIGKILL)
     await _until(lambda: not zygote.ready)
     assert not program.exited
