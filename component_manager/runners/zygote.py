@@ -20,16 +20,18 @@ object per message::
 
 The zygote reaps its children (SIGCHLD wakes its poll loop) and reports each status. It exits
 when the manager closes its end. Scenario: the manager asks to launch ``echo.server``; the
-zygote forks; the child closes what belongs to the zygote, calls ``setsid``, puts the log on
-1 and 2 and the startup pipe on fd 7, takes the program's environment, cwd, ``sys.path`` and
-``sys.argv``, and reports "set up" on a private socket; the zygote answers the manager with
-the pid and a pidfd, then tells the child "go" (a child whose zygote dies before "go" exits
-without running the program, so the manager's fallback spawn can never run it twice); the
-child runs ``runpy._run_module_as_main`` (what ``python -m`` runs), then ends as the
+zygote forks and answers the manager at once with the pid and a pidfd; meanwhile the child
+calls ``setsid``, restores the signal dispositions a fresh interpreter has, puts the log on 1
+and 2 and the startup pipe on fd 7, closes everything else of the zygote's, and takes the
+program's environment, cwd, ``sys.path``, ``sys.argv`` and standard streams. Then it waits for
+the zygote's "go", written right after the answer was sent (a child whose zygote dies before
+"go" exits without running the program, so the manager's fallback spawn can never run it
+twice), and runs ``runpy._run_module_as_main`` (what ``python -m`` runs). It ends as the
 interpreter would: non-daemon threads joined, atexit handlers run, stdio flushed,
 ``SystemExit`` codes as Python maps them, an uncaught exception's traceback on stderr and
 code 1, an uncaught KeyboardInterrupt as death by SIGINT. It always leaves by ``os._exit``,
-so nothing of the zygote's own runs at its end.
+so nothing of the zygote's own runs at its end. A child that cannot set itself up (it never
+happens short of a bug) writes why to its log and exits 127, like a failed exec.
 
 What the zygote refuses (the manager then spawns as before, which is always faithful):
 
@@ -38,7 +40,7 @@ What the zygote refuses (the manager then spawns as before, which is always fait
   drops the entry a preloaded module came from); the manager itself refuses programs whose
   ``PYTHON*`` (other than ``PYTHONPATH``/``PYTHONUNBUFFERED``) or locale variables differ
   from the zygote's, as those act at interpreter start;
-- a working directory that does not exist, or a child that fails to set itself up.
+- a working directory that does not exist (the manager's spawn then reports it).
 
 Known differences from a fresh interpreter, by design: the preloaded modules are already in
 ``sys.modules``; every child shares the zygote's string-hash seed (``PYTHONHASHSEED``
@@ -185,37 +187,34 @@ class ForkServer:
             return
         sys.stdout.flush()  # nothing of ours may be flushed later into the child's log
         sys.stderr.flush()
-        ours, theirs = _sync_pair(int(request["startup_fd"]))
+        go_r, go_w = _go_pipe(int(request["startup_fd"]))
         pid = os.fork()
         if pid == 0:
-            ours.close()
-            _become_program(self, {**request, "cwd": cwd}, fds, child_path, theirs)  # never returns
-        theirs.close()
-        with ours:
-            self.answer_launch(number, pid, ours)
+            os.close(go_w)
+            _become_program(self, {**request, "cwd": cwd}, fds, child_path, go_r)  # never returns
+        os.close(go_r)
+        try:  # the child sets itself up meanwhile; it runs the program only after "go"
+            self.answer_launch(number, pid)
+            os.write(go_w, _GO)
+        finally:
+            os.close(go_w)
 
-    def answer_launch(self, number, pid: int, child: socket.socket) -> None:
-        setup = child.recv(4096)
-        if setup != b"ok":
-            error = setup.decode(errors="replace") or "the child ended during its setup"
-            _send(self.control, {"refused": number, "error": error})
-            return
-        pidfd = os.pidfd_open(pid)
+    def answer_launch(self, number, pid: int) -> None:
+        pidfd = os.pidfd_open(pid)  # the child is not reaped before we are back in serve()
         try:
             _send(self.control, {"launched": number, "pid": pid, "start_ticks": _start_ticks(pid)}, [pidfd])
         finally:
             os.close(pidfd)
-        child.sendall(_GO)
 
 
-def _sync_pair(startup_fd: int) -> tuple[socket.socket, socket.socket]:
-    """The zygote <-> child socketpair; the child's end never sits on the startup fd number."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    if theirs.fileno() == startup_fd:
-        moved = socket.fromfd(theirs.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)  # a dup
-        theirs.close()
-        theirs = moved
-    return ours, theirs
+def _go_pipe(startup_fd: int) -> tuple[int, int]:
+    """The pipe that says "go" to a child; its read end never sits on the startup fd number."""
+    go_r, go_w = os.pipe()
+    if go_r == startup_fd:
+        moved = os.dup(go_r)
+        os.close(go_r)
+        go_r = moved
+    return go_r, go_w
 
 
 def _drain(fd: int) -> None:
@@ -288,31 +287,30 @@ def _shadowing(child_path: list[str], own_path: list[str], origins) -> str | Non
 
 # ---- the child -------------------------------------------------------------------------------
 
-def _become_program(zygote: ForkServer, request: dict, fds: list[int], child_path, sync: socket.socket):
+def _become_program(zygote: ForkServer, request: dict, fds: list[int], child_path, go_r: int):
     """In the forked child: set up, wait for "go", run the module, exit. Never returns."""
     try:
-        _set_up_process(zygote, request, fds, sync)
+        _set_up_process(zygote, request, fds, go_r)
         _set_up_interpreter(request, child_path)
-        sync.sendall(b"ok")
-        go = sync.recv(1)
-        sync.close()
-    except BaseException as e:  # noqa: BLE001 - reported to the zygote, which refuses
+        go = os.read(go_r, 1)
+        os.close(go_r)
+    except BaseException as e:  # noqa: BLE001 - the program's log says why; exit as a failed exec
         try:
-            sync.sendall(f"child setup failed: {type(e).__name__}: {e}".encode()[:4000])
+            os.write(2, f"component_manager zygote: cannot set up the program: {e!r}\n".encode())
         finally:
             os._exit(FAILED_SETUP_EXIT)
     if go != _GO:
-        os._exit(FAILED_SETUP_EXIT)  # the zygote died before the manager knew of us
+        os._exit(FAILED_SETUP_EXIT)  # the zygote died before the manager heard of us
     code, interrupted = _run_module(request["module"])
     _exit_like_python(code, interrupted)
 
 
-def _set_up_process(zygote: ForkServer, request: dict, fds: list[int], sync: socket.socket) -> None:
+def _set_up_process(zygote: ForkServer, request: dict, fds: list[int], go_r: int) -> None:
+    os.setsid()  # first: own session and process group (pgid == pid), as start_new_session
     signal.set_wakeup_fd(-1)
     for sig, handler in zygote.dispositions.items():
         if signal.getsignal(sig) is not handler:
             signal.signal(sig, handler)
-    os.setsid()  # own session and process group: pgid == pid, as start_new_session
     log_fd, startup_pipe = fds
     startup_fd = int(request["startup_fd"])
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -324,21 +322,28 @@ def _set_up_process(zygote: ForkServer, request: dict, fds: list[int], sync: soc
     else:
         os.set_inheritable(startup_fd, True)
     zygote.control.detach()  # its number is closed below; the object must not close it again
-    keep = sorted({startup_fd, sync.fileno()})
+    keep = sorted({startup_fd, go_r})
     os.closerange(3, keep[0])
     for low, high in zip(keep, [*keep[1:], None]):
         os.closerange(low + 1, high if high is not None else 1 << 20)
     os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    _replace_environment(request["env"])
     time.tzset()
+
+
+def _replace_environment(env: dict[str, str]) -> None:
+    """``os.environ = env``, touching only what differs (each change is a putenv)."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
 
 
 def _set_up_interpreter(request: dict, child_path: list[str]) -> None:
     import types
 
     sys.path[:] = child_path
-    importlib.invalidate_caches()  # a fresh interpreter has not listed any directory yet
     module, args = request["module"], list(request.get("args", ()))
     sys.argv = ["-m", *args]  # runpy replaces argv[0] with the module's file, as `python -m`
     sys.orig_argv = [sys.executable, "-m", module, *args]

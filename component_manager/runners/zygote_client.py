@@ -115,9 +115,18 @@ class ZygoteProgram:
 
     def signal_group(self, sig: int) -> None:
         try:
-            os.killpg(self.pid, sig)  # it called setsid: its pgid is its pid
+            os.killpg(self.pid, sig)  # after its setsid, its pgid is its pid
         except ProcessLookupError:
-            pass
+            self._signal_before_setsid(sig)
+
+    def _signal_before_setsid(self, sig: int) -> None:
+        """No group yet: the child has not reached its setsid (it runs nothing else before
+        it), so it is alone and is signalled by its pidfd (never a reused pid)."""
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass
 
     @property
     def exited(self) -> bool:
