@@ -19,19 +19,15 @@ object per message::
     zygote  -> manager  {"exit": P, "status": S}          S as from waitpid, whenever a child ends
 
 The zygote reaps its children (SIGCHLD wakes its poll loop) and reports each status. It exits
-when the manager closes its end. Scenario: the manager asks to launch ``echo.server``; the
-zygote forks and answers the manager at once with the pid and a pidfd; meanwhile the child
-calls ``setsid``, restores the signal dispositions a fresh interpreter has, puts the log on 1
-and 2 and the startup pipe on fd 7, closes everything else of the zygote's, and takes the
-program's environment, cwd, ``sys.path``, ``sys.argv`` and standard streams. Then it waits for
-the zygote's "go", written right after the answer was sent (a child whose zygote dies before
-"go" exits without running the program, so the manager's fallback spawn can never run it
-twice), and runs ``runpy._run_module_as_main`` (what ``python -m`` runs). It ends as the
-interpreter would: non-daemon threads joined, atexit handlers run, stdio flushed,
-``SystemExit`` codes as Python maps them, an uncaught exception's traceback on stderr and
-code 1, an uncaught KeyboardInterrupt as death by SIGINT. It always leaves by ``os._exit``,
-so nothing of the zygote's own runs at its end. A child that cannot set itself up (it never
-happens short of a bug) writes why to its log and exits 127, like a failed exec.
+when the manager closes its end. Scenario: the manager asks to launch ``echo.server``. The
+zygote checks it can run it faithfully (below), hands the request to its *spare* (a child it
+forked ahead of time, while idle, that has already left the zygote: own session, signals,
+descriptors) or, if it has none, forks one now; answers the manager with the pid and a
+pidfd; then says "go" to the child. Meanwhile the child takes the program's log, startup
+pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard streams; after "go" it runs
+``runpy._run_module_as_main`` and ends as the interpreter would (``zygote_child.py``). A
+child whose zygote dies before "go" exits without running the program, so the manager's
+fallback spawn can never run it twice.
 
 What the zygote refuses (the manager then spawns as before, which is always faithful):
 
@@ -53,19 +49,19 @@ from __future__ import annotations
 
 import gc
 import importlib
-import io
 import json
 import os
 import select
 import signal
 import socket
 import sys
-import time
+
+from . import zygote_child as child
 
 PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "grpc", "grpc.aio",
            "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas")
 MAX_MESSAGE = 1 << 20
-FAILED_SETUP_EXIT = 127
+SPARE_AFTER_IDLE_MS = 50  # fork the next spare child once no request came for this long
 _GO = b"g"
 
 
@@ -124,6 +120,11 @@ def _module_origins() -> dict[str, frozenset[str]]:
 
 
 class ForkServer:
+    """The zygote's loop. It keeps one *spare*: a child forked ahead of time (when the zygote
+    has been idle for ``SPARE_AFTER_IDLE_MS``) that has already left the zygote (own session,
+    signals, descriptors) and waits on its own socket for a launch, so that a start does not
+    wait for a fork. Without a spare (a burst of starts), a launch forks a fresh child."""
+
     def __init__(self, control: socket.socket, dispositions, origins, wake_pipe):
         self.control = control
         self.dispositions = dispositions
@@ -131,13 +132,17 @@ class ForkServer:
         self.wake_pipe = wake_pipe
         self.own_pythonpath = _pythonpath_entries(os.environ.get("PYTHONPATH", ""), os.getcwd())
         self.base_path = [p for p in sys.path if p not in self.own_pythonpath]
+        self.spare: tuple[int, socket.socket] | None = None  # (pid, our end of its socket)
 
     def serve(self) -> int:
         poller = select.poll()
         poller.register(self.control, select.POLLIN)
         poller.register(self.wake_pipe[0], select.POLLIN)
         while True:
-            for fd, _events in poller.poll():
+            ready = poller.poll(None if self.spare else SPARE_AFTER_IDLE_MS)
+            if not ready:
+                self.fork_spare()
+            for fd, _events in ready:
                 if fd == self.wake_pipe[0]:
                     _drain(fd)
                     self.reap()
@@ -152,7 +157,22 @@ class ForkServer:
                 return
             if pid == 0:
                 return
-            _send(self.control, {"exit": pid, "status": status})
+            if self.spare is not None and pid == self.spare[0]:
+                self.spare[1].close()  # killed by someone before it was used: fork another
+                self.spare = None
+            else:
+                _send(self.control, {"exit": pid, "status": status})
+
+    def fork_spare(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sys.stdout.flush()  # nothing of ours may be flushed later into a child's log
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _serve_as_spare(self, theirs)  # never returns
+        theirs.close()
+        self.spare = (pid, ours)
 
     def handle_request(self) -> bool:
         """Serve one message; False when the manager has closed its end."""
@@ -185,17 +205,37 @@ class ForkServer:
         if problem:
             _send(self.control, {"refused": number, "error": problem})
             return
+        request = {**request, "cwd": cwd, "sys_path": child_path}
+        if not self.launch_spare(number, request, fds):
+            self.launch_fresh(number, request, fds)
+
+    def launch_spare(self, number, request: dict, fds: list[int]) -> bool:
+        """Hand the launch to the spare; False if there is none (or it just died)."""
+        if self.spare is None:
+            return False
+        pid, channel = self.spare
+        self.spare = None
+        with channel:
+            try:
+                _send(channel, request, fds)
+            except OSError:
+                return False  # it died; reap() will collect it
+            self.answer_launch(number, pid)
+            _say_go(lambda: channel.send(_GO))
+        return True
+
+    def launch_fresh(self, number, request: dict, fds: list[int]) -> None:
         sys.stdout.flush()  # nothing of ours may be flushed later into the child's log
         sys.stderr.flush()
         go_r, go_w = _go_pipe(int(request["startup_fd"]))
         pid = os.fork()
         if pid == 0:
             os.close(go_w)
-            _become_program(self, {**request, "cwd": cwd}, fds, child_path, go_r)  # never returns
+            _become_program(self, request, fds, go_r)  # never returns
         os.close(go_r)
         try:  # the child sets itself up meanwhile; it runs the program only after "go"
             self.answer_launch(number, pid)
-            os.write(go_w, _GO)
+            _say_go(lambda: os.write(go_w, _GO))
         finally:
             os.close(go_w)
 
@@ -205,6 +245,13 @@ class ForkServer:
             _send(self.control, {"launched": number, "pid": pid, "start_ticks": _start_ticks(pid)}, [pidfd])
         finally:
             os.close(pidfd)
+
+
+def _say_go(write) -> None:
+    try:
+        write()
+    except OSError:
+        pass  # the child died: its exit is reported like any other
 
 
 def _go_pipe(startup_fd: int) -> tuple[int, int]:
@@ -285,141 +332,42 @@ def _shadowing(child_path: list[str], own_path: list[str], origins) -> str | Non
     return None
 
 
-# ---- the child -------------------------------------------------------------------------------
+# ---- in the children (the rest is zygote_child.py) -------------------------------------------
 
-def _become_program(zygote: ForkServer, request: dict, fds: list[int], child_path, go_r: int):
-    """In the forked child: set up, wait for "go", run the module, exit. Never returns."""
+def _become_program(server: ForkServer, request: dict, fds: list[int], go_r: int):
+    """A fresh child: set up, wait for "go", run the module. Never returns."""
     try:
-        _set_up_process(zygote, request, fds, go_r)
-        _set_up_interpreter(request, child_path)
+        child.leave_zygote(server.dispositions, server.control, (go_r, *fds))
+        child.take_program(request, fds, request["sys_path"])
         go = os.read(go_r, 1)
         os.close(go_r)
-    except BaseException as e:  # noqa: BLE001 - the program's log says why; exit as a failed exec
-        try:
-            os.write(2, f"component_manager zygote: cannot set up the program: {e!r}\n".encode())
-        finally:
-            os._exit(FAILED_SETUP_EXIT)
+    except BaseException as e:  # noqa: BLE001 - the program's log says why
+        child.fail_setup(e)
     if go != _GO:
-        os._exit(FAILED_SETUP_EXIT)  # the zygote died before the manager heard of us
-    code, interrupted = _run_module(request["module"])
-    _exit_like_python(code, interrupted)
+        os._exit(child.FAILED_SETUP_EXIT)  # the zygote died before the manager heard of us
+    child.run_and_exit(request["module"])
 
 
-def _set_up_process(zygote: ForkServer, request: dict, fds: list[int], go_r: int) -> None:
-    os.setsid()  # first: own session and process group (pgid == pid), as start_new_session
-    signal.set_wakeup_fd(-1)
-    for sig, handler in zygote.dispositions.items():
-        if signal.getsignal(sig) is not handler:
-            signal.signal(sig, handler)
-    log_fd, startup_pipe = fds
-    startup_fd = int(request["startup_fd"])
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    if startup_pipe != startup_fd:
-        os.dup2(startup_pipe, startup_fd)  # inheritable, as pass_fds makes it
-    else:
-        os.set_inheritable(startup_fd, True)
-    zygote.control.detach()  # its number is closed below; the object must not close it again
-    keep = sorted({startup_fd, go_r})
-    os.closerange(3, keep[0])
-    for low, high in zip(keep, [*keep[1:], None]):
-        os.closerange(low + 1, high if high is not None else 1 << 20)
-    os.chdir(request["cwd"])
-    _replace_environment(request["env"])
-    time.tzset()
-
-
-def _replace_environment(env: dict[str, str]) -> None:
-    """``os.environ = env``, touching only what differs (each change is a putenv)."""
-    for key in [k for k in os.environ if k not in env]:
-        del os.environ[key]
-    for key, value in env.items():
-        if os.environ.get(key) != value:
-            os.environ[key] = value
-
-
-def _set_up_interpreter(request: dict, child_path: list[str]) -> None:
-    import types
-
-    sys.path[:] = child_path
-    module, args = request["module"], list(request.get("args", ()))
-    sys.argv = ["-m", *args]  # runpy replaces argv[0] with the module's file, as `python -m`
-    sys.orig_argv = [sys.executable, "-m", module, *args]
-    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
-    sys.stdin = sys.__stdin__ = _stdio(0, "r", sys.__stdin__, unbuffered)
-    sys.stdout = sys.__stdout__ = _stdio(1, "w", sys.__stdout__, unbuffered)
-    sys.stderr = sys.__stderr__ = _stdio(2, "w", sys.__stderr__, unbuffered)
-    sys.modules["__main__"] = types.ModuleType("__main__")
-
-
-_OLD_STDIO: list = []  # the zygote's stdio objects, kept alive so they never flush into the child
-
-
-def _stdio(fd: int, mode: str, template, unbuffered: bool):
-    """A standard stream as the interpreter creates it (``create_stdio`` in pylifecycle.c)."""
-    _OLD_STDIO.append(template)
-    buffering = 0 if unbuffered and mode == "w" else -1
-    buffer = io.open(fd, mode + "b", buffering=buffering, closefd=False)
-    raw = buffer if buffering == 0 else buffer.raw
-    raw.name = {0: "<stdin>", 1: "<stdout>", 2: "<stderr>"}[fd]
-    line_buffering = not unbuffered and (os.isatty(fd) or fd == 2)
-    stream = io.TextIOWrapper(buffer, template.encoding, template.errors, newline="\n",
-                              line_buffering=line_buffering, write_through=unbuffered)
-    stream.mode = mode
-    return stream
-
-
-def _run_module(module: str) -> tuple[int, bool]:
-    """Run ``module`` as ``__main__``; (exit code, ended by an uncaught KeyboardInterrupt)."""
-    import runpy
-
+def _serve_as_spare(server: ForkServer, channel: socket.socket):
+    """A spare: leave the zygote now, then wait for a launch and its "go". Never returns."""
     try:
-        runpy._run_module_as_main(module, alter_argv=True)  # exactly what `python -m` calls
-    except SystemExit as e:
-        return _exit_code(e.code), False
-    except BaseException as e:  # noqa: BLE001 - the program's uncaught exception, as Python reports it
-        traceback = e.__traceback__.tb_next if e.__traceback__ else None  # drop our own frame
-        try:
-            sys.excepthook(type(e), e.with_traceback(traceback), traceback)
-        except BaseException:  # noqa: BLE001 - a broken excepthook: still exit like Python
-            pass
-        return 1, isinstance(e, KeyboardInterrupt)
-    return 0, False
-
-
-def _exit_code(code) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code if -(1 << 31) <= code < (1 << 31) else -1
-    try:
-        print(code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001
-        pass
-    return 1
-
-
-def _exit_like_python(code: int, interrupted: bool):
-    """The end of ``Py_FinalizeEx`` that a program can observe, then ``os._exit``."""
-    import atexit
-    import threading
-
-    try:
-        threading._shutdown()  # joins non-daemon threads, as the interpreter does at exit
-    except BaseException:  # noqa: BLE001
-        pass
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001 - Python exits 120 when it cannot flush stdout
-            code = 120 if stream is sys.stdout and code == 0 else code
-    if interrupted:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    os._exit(code & 0xFF)
+        child.leave_zygote(server.dispositions, server.control, (channel.fileno(),))
+        data, ancillary, _flags, _ = channel.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(2 * 4))
+        if not data:
+            os._exit(0)  # the zygote is gone: nothing to become
+        request, fds = json.loads(data), _fds_of(ancillary)
+        if channel.fileno() == int(request["startup_fd"]):  # keep clear of that number
+            old = channel.detach()
+            channel = socket.socket(fileno=os.dup(old))
+            os.close(old)
+        child.take_program(request, fds, request["sys_path"])
+        go = channel.recv(16)
+        channel.close()
+    except BaseException as e:  # noqa: BLE001 - the program's log says why
+        child.fail_setup(e)
+    if go != _GO:
+        os._exit(child.FAILED_SETUP_EXIT)
+    child.run_and_exit(request["module"])
 
 
 if __name__ == "__main__":
