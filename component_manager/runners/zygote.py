@@ -181,6 +181,7 @@ class ForkServer:
         try:
             if not data:
                 return False
+            number = None
             request = json.loads(data)
             number = request.get("launch")
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 2:
@@ -188,7 +189,9 @@ class ForkServer:
             else:
                 self.launch(number, request, fds)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            _send(self.control, {"refused": None, "error": f"bad request: {e}"})
+            _send(self.control, {"refused": number, "error": f"bad request: {e!r}"})
+        except OSError as e:  # no fork (EAGAIN, ENOMEM), no pidfd, ...: the manager spawns
+            _send(self.control, {"refused": number, "error": f"cannot launch: {e}"})
         finally:
             for fd in fds:
                 os.close(fd)

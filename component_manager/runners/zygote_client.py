@@ -171,6 +171,11 @@ class Zygote:
         return self._ready
 
     @property
+    def given_up(self) -> bool:
+        """True once it died before it was ready ``MAX_FAILED_STARTS`` times in a row."""
+        return self._failed_starts >= MAX_FAILED_STARTS
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
@@ -178,9 +183,14 @@ class Zygote:
 
     def start(self) -> None:
         """Start the zygote process unless it runs; it becomes ready in the background."""
-        if self._stopped or self._process is not None or self._failed_starts >= MAX_FAILED_STARTS:
+        if self._stopped or self._process is not None or self.given_up:
             return
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except OSError as e:
+            self._failed_starts += 1
+            log.warning("cannot start the zygote (python programs are spawned): %s", e)
+            return
         try:
             with open(self.log_path, "ab") as log_file:
                 self._process = subprocess.Popen(
@@ -219,7 +229,7 @@ class Zygote:
             if not self._ready and not self._stopped:
                 self._failed_starts += 1
                 log.warning("the zygote ended before it was ready (%s); see %s%s", why, self.log_path,
-                            "; giving up on it" if self._failed_starts >= MAX_FAILED_STARTS else "")
+                            "; giving up on it" if self.given_up else "")
             _reap_when_ended(self._process)
             self._process = None
         self._ready = False

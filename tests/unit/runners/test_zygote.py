@@ -236,6 +236,21 @@ async def test_a_missing_package_dir_is_left_to_spawn_which_reports_it(zygote, p
     assert zygote.ready
 
 
+async def test_a_zygote_that_never_gets_ready_is_given_up_after_three_tries(pkg, monkeypatch):
+    monkeypatch.setattr("sys.executable", "/bin/false")  # exits at once, never says ready
+    zygote = Zygote(pkg.dir / "zygote.log")
+    zygote.start()
+    await _until(lambda: zygote.given_up)
+    zygote.start()
+    assert zygote.pid is None and not zygote.ready
+    monkeypatch.undo()
+    pkg.module("quick", "pass")
+    program = await runner_with(zygote).launch(pkg.spec(module="quick"))
+    assert isinstance(program, ChildProgram)
+    assert await program.wait() == ExitStatus(exit_code=0)
+    await zygote.stop()
+
+
 async def spare_of(zygote, timeout: float = 10.0) -> int:
     """The pid of the zygote's spare child, once it has forked one (after a short idle time)."""
     children = Path(f"/proc/{zygote.pid}/task/{zygote.pid}/children")
