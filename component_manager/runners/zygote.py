@@ -29,6 +29,20 @@ pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard streams; after "
 child whose zygote dies before "go" exits without running the program, so the manager's
 fallback spawn can never run it twice.
 
+Choices, and why:
+
+- The zygote, not the manager, is the parent and reaps (the manager learns statuses from
+  ``exit`` messages). Making the manager a subreaper with double forks would hand it every
+  orphan of every program, to be reaped by a ``waitpid(-1)`` that would also steal the
+  statuses of the programs it spawns itself. The pidfd it gets per child covers the one gap:
+  a program that outlives its zygote still has its end noticed (status unknown: a crash).
+- It answers right after the fork and lets the child run only after "go": the manager is
+  not kept waiting for the child's setup, and no program can run without the manager
+  having its pid. A signal sent before the child's ``setsid`` reaches it by pidfd.
+- A spare child forked while idle takes the fork (~1-2 ms) off the start's critical path.
+- It runs with ``-P`` (no script directory on ``sys.path``), so a child's ``sys.path`` is
+  exactly ``[cwd] + PYTHONPATH + the zygote's own base path``, as ``python -m`` builds it.
+
 What the zygote refuses (the manager then spawns as before, which is always faithful):
 
 - a ``sys.path`` under which a module the zygote has already imported would come from
