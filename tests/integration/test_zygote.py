@@ -102,3 +102,17 @@ def test_cm_zygote_0_turns_it_off(manager_dir, monkeypatch):
         manager.cm("start", "/counter")
         assert parent_of(manager.show("/counter")["pid"]) == manager.process.pid
         assert zygote_pid(manager) is None
+
+
+def test_a_forked_program_left_by_a_killed_manager_is_found_and_stopped(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        zygote = wait_zygote_ready(manager)
+        manager.cm("start", "/counter")
+        before = manager.show("/counter")
+        assert parent_of(before["pid"]) == zygote
+
+        manager.kill9()  # the zygote sees its socket close and exits; the program stays
+        assert pid_alive(before["pid"])
+        manager.start()
+        assert not pid_alive(before["pid"]), "recovery finds a forked program by its identity"
+        assert manager.show("/counter")["last_stop"]["reason"] == "system_shutdown"
