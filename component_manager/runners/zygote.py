@@ -48,8 +48,9 @@ What the zygote refuses (the manager then spawns as before, which is always fait
 - a ``sys.path`` under which a module the zygote has already imported would come from
   another file (the package directory has its own ``grpc`` or ``json``, or ``PYTHONPATH``
   drops the entry a preloaded module came from); the manager itself refuses programs whose
-  ``PYTHON*`` (other than ``PYTHONPATH``/``PYTHONUNBUFFERED``) or locale variables differ
-  from the zygote's, as those act at interpreter start;
+  ``PYTHON*`` (other than ``PYTHONPATH``/``PYTHONUNBUFFERED``), locale, ``GRPC_*``,
+  ``PROTOCOL_BUFFERS_*`` or ``LMDB_*`` variables differ from the zygote's, as those acted
+  when the zygote started or imported its modules;
 - a working directory that does not exist (the manager's spawn then reports it).
 
 Known differences from a fresh interpreter, by design: the preloaded modules are already in

@@ -57,6 +57,9 @@ STOP_TIMEOUT_S = 2.0
 MAX_FAILED_STARTS = 3
 UNKNOWN_STATUS = ExitStatus()  # ended while its zygote was dead: nobody saw how
 _PASSED_THROUGH = frozenset({"PYTHONPATH", "PYTHONUNBUFFERED"})
+# Read when an interpreter starts (PYTHON*: -X options, hash seed, ...; the locale) or when a
+# preloaded library is imported (grpc, protobuf's implementation, lmdb's binding).
+_STARTUP_PREFIXES = ("PYTHON", "LC_", "GRPC_", "PROTOCOL_BUFFERS_", "LMDB_")
 
 
 def zygote_enabled(environ=os.environ) -> bool:
@@ -65,10 +68,10 @@ def zygote_enabled(environ=os.environ) -> bool:
 
 
 def startup_variables(env) -> dict[str, str]:
-    """The variables that act when an interpreter starts (``PYTHON*``: -X options, hash seed,
-    ...; the locale), which a forked child cannot take: they must equal the zygote's."""
+    """The variables a forked child cannot take, as they acted when the zygote started or
+    imported its modules: a program runs in the zygote only if they equal the zygote's."""
     return {k: v for k, v in env.items()
-            if (k.startswith("PYTHON") and k not in _PASSED_THROUGH) or k.startswith("LC_") or k == "LANG"}
+            if (k.startswith(_STARTUP_PREFIXES) and k not in _PASSED_THROUGH) or k == "LANG"}
 
 
 class ZygoteProgram:

@@ -179,6 +179,11 @@ async def test_what_the_zygote_cannot_run_faithfully_is_spawned(zygote, pkg):
     assert await program.wait() == ExitStatus(exit_code=0)
     assert "seed 7" in spec.log_path.read_text()
 
+    spec = pkg.spec(module="shows_seed", env=(("PYTHONHASHSEED", "7"), ("GRPC_VERBOSITY", "debug")))
+    program = await runner_with(zygote).launch(spec)
+    assert isinstance(program, ChildProgram), "GRPC_* acts when grpc is imported"
+    assert await program.wait() == ExitStatus(exit_code=0)
+
     pkg.module("json", "raise SystemExit('the package json shadows the stdlib one')")
     pkg.module("uses_json", "import json, sys; sys.exit(json.loads('5'))")
     program = await runner_with(zygote).launch(pkg.spec(module="uses_json"))
