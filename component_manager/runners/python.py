@@ -12,9 +12,10 @@ Two ways to get there, with the same result for the program:
   the manager, that has imported grpc, protobuf and the SDK and forks the program (a few ms
   instead of ~100). Used whenever it is ready and can run the program faithfully;
 - **a plain spawn** (``process.spawn``): the fallback, always correct. Used while the zygote
-  is starting or dead, when it refuses (a program's ``PYTHON*``, locale or ``GRPC_*`` variables differ
-  from the manager's, its ``sys.path`` would shadow a preloaded module, ...), when the
-  manager runs with ``CM_ZYGOTE=0``, and when no manager started a zygote (unit tests).
+  is starting or dead, when it refuses (a program's ``PYTHON*``, locale or ``GRPC_*``
+  variables differ from the manager's, its ``sys.path`` would shadow a preloaded module,
+  ...), when the manager runs with ``CM_ZYGOTE=0``, and when no manager started a zygote
+  (unit tests).
 
 Example::
 

@@ -28,7 +28,8 @@ def zygote_pid(manager: ManagerProcess) -> int | None:
         if entry.isdigit():
             try:
                 cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-                if b"component_manager.runners.zygote" in cmdline and parent_of(int(entry)) == manager.process.pid:
+                is_zygote = b"component_manager.runners.zygote" in cmdline
+                if is_zygote and parent_of(int(entry)) == manager.process.pid:
                     return int(entry)
             except (OSError, ValueError, IndexError):
                 continue
