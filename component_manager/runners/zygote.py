@@ -77,6 +77,7 @@ PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "grpc", "grpc.aio"
            "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas")
 MAX_MESSAGE = 1 << 20
 SPARE_AFTER_IDLE_MS = 50  # fork the next spare child once no request came for this long
+SPARE_RETRY_MS = 1000  # after a failed fork (EAGAIN, ENOMEM)
 _GO = b"g"
 
 
@@ -148,13 +149,14 @@ class ForkServer:
         self.own_pythonpath = _pythonpath_entries(os.environ.get("PYTHONPATH", ""), os.getcwd())
         self.base_path = [p for p in sys.path if p not in self.own_pythonpath]
         self.spare: tuple[int, socket.socket] | None = None  # (pid, our end of its socket)
+        self.spare_delay_ms = SPARE_AFTER_IDLE_MS
 
     def serve(self) -> int:
         poller = select.poll()
         poller.register(self.control, select.POLLIN)
         poller.register(self.wake_pipe[0], select.POLLIN)
         while True:
-            ready = poller.poll(None if self.spare else SPARE_AFTER_IDLE_MS)
+            ready = poller.poll(None if self.spare else self.spare_delay_ms)
             if not ready:
                 self.fork_spare()
             for fd, _events in ready:
@@ -182,7 +184,14 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()  # nothing of ours may be flushed later into a child's log
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            self.spare_delay_ms = SPARE_RETRY_MS  # launches fork (or are refused) meanwhile
+            return
+        self.spare_delay_ms = SPARE_AFTER_IDLE_MS
         if pid == 0:
             ours.close()
             _serve_as_spare(self, theirs)  # never returns

@@ -266,11 +266,10 @@ class Zygote:
                 self._lost("it exited")
                 return
             try:
-                message = json.loads(data)
-            except ValueError:
+                self._dispatch(json.loads(data), fds)
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 _close_all(fds)
-                continue
-            self._dispatch(message, fds)
+                log.warning("ignoring a malformed message from the zygote: %r", e)
 
     def _dispatch(self, message: dict, fds: list[int]) -> None:
         if "exit" in message:
