@@ -293,10 +293,10 @@ class Zygote:
         _close_all(fds)
 
     def _on_launched(self, message: dict, pidfd: int) -> None:
-        pid = message["pid"]
-        identity = ProcessIdentity(pid=pid, pgid=pid, start_ticks=message["start_ticks"], boot_id=boot_id())
-        program = self._programs[pid] = ZygoteProgram(pid, identity, pidfd)
-        future = self._pending.pop(message["launched"], None)
+        pid, number = int(message["pid"]), message["launched"]
+        identity = ProcessIdentity(pid=pid, pgid=pid, start_ticks=int(message["start_ticks"]), boot_id=boot_id())
+        program = self._programs[pid] = ZygoteProgram(pid, identity, pidfd)  # owns the pidfd now
+        future = self._pending.pop(number, None)
         if future is None or future.done():
             program.signal_group(signal.SIGKILL)  # its start gave up waiting: nobody owns it
         else:
