@@ -60,8 +60,8 @@ def prefault_until(interrupted) -> None:
     For a spare, while it waits: a program touches most of those pages while it starts
     (gRPC, asyncio, imports), and each first touch is a page fault plus a copy; done ahead,
     a start saves ~3 ms here. The cost is memory: the spare's ~17 MB of heap are its own
-    from the start instead of shared with the zygote (still less than a spawned
-    interpreter's). Skipped silently where the kernel does not have it."""
+    from the start instead of shared with the zygote (about what a spawned interpreter
+    owns). Skipped silently where the kernel does not have it."""
     import ctypes
 
     madvise = ctypes.CDLL(None, use_errno=True).madvise
