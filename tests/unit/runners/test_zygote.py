@@ -93,6 +93,17 @@ async def test_a_forked_program_sees_what_python_dash_m_would_give_it(zygote, pk
     assert seen["spare"]["stdout"][0] is True  # PYTHONUNBUFFERED: write-through
 
 
+async def test_buffered_output_when_the_program_turns_unbuffered_off(zygote, pkg):
+    pkg.module("observe", OBSERVE)
+    env = (("PYTHONUNBUFFERED", ""),)
+    forked = await launch(zygote, pkg.spec(module="observe", env=env, log=pkg.dir / "forked.log"))
+    spawned = await PythonRunner().launch(pkg.spec(module="observe", env=env, log=pkg.dir / "spawned.log"))
+    assert await forked.wait() == await spawned.wait() == ExitStatus(exit_code=0)
+    by_zygote, by_spawn = observed(pkg.dir / "forked.log"), observed(pkg.dir / "spawned.log")
+    assert by_zygote["stdout"] == by_spawn["stdout"]
+    assert by_zygote["stdout"][:2] == [False, False]  # block-buffered, as Python makes a file
+
+
 async def test_exit_codes_signals_and_exceptions_end_as_in_python(zygote, pkg):
     pkg.module("code3", "import sys; sys.exit(3)")
     pkg.module("message", "import sys; sys.exit('goodbye with a message')")
