@@ -205,7 +205,7 @@ class ForkServer:
     def handle_request(self) -> bool:
         """Serve one message; False when the manager has closed its end."""
         data, fds, flags, _ = self.control.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(16 * 4))
-        fds = _fds_of(fds)
+        fds = received_fds(fds)
         try:
             if not data:
                 return False
@@ -307,7 +307,8 @@ def _send(control: socket.socket, message: dict, fds: list[int] = ()) -> None:
     socket.send_fds(control, [json.dumps(message).encode()], list(fds))
 
 
-def _fds_of(ancillary) -> list[int]:
+def received_fds(ancillary) -> list[int]:
+    """The descriptors in a ``recvmsg`` ancillary list (SCM_RIGHTS)."""
     import array
 
     fds = array.array("i")
@@ -389,7 +390,7 @@ def _serve_as_spare(server: ForkServer, channel: socket.socket):
         data, ancillary, _flags, _ = channel.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(2 * 4))
         if not data:
             os._exit(0)  # the zygote is gone: nothing to become
-        request, fds = json.loads(data), _fds_of(ancillary)
+        request, fds = json.loads(data), received_fds(ancillary)
         if channel.fileno() == int(request["startup_fd"]):  # keep clear of that number
             old = channel.detach()
             channel = socket.socket(fileno=os.dup(old))

@@ -46,6 +46,7 @@ from pathlib import Path
 from .base import ExitStatus, LaunchSpec, ProcessIdentity
 from .process import _environment, _open_log, _startup_pipe
 from .procinfo import boot_id
+from .zygote import received_fds
 
 __all__ = ["ENV_SWITCH", "Zygote", "ZygoteProgram", "zygote_enabled"]
 
@@ -260,7 +261,7 @@ class Zygote:
             except OSError as e:
                 data, ancillary = b"", []
                 log.warning("zygote control socket failed: %s", e)
-            fds = _fds_of(ancillary)
+            fds = received_fds(ancillary)
             if not data:
                 _close_all(fds)
                 self._lost("it exited")
@@ -346,16 +347,6 @@ class Zygote:
             return None
         finally:
             self._pending.pop(number, None)
-
-
-def _fds_of(ancillary) -> list[int]:
-    import array
-
-    fds = array.array("i")
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
-    return list(fds)
 
 
 def _close_all(fds: list[int]) -> None:
