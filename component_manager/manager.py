@@ -5,6 +5,10 @@ Run: lock the state directory (one manager per directory), rebuild the model fro
 that refuses component programs, see ``api/relay.py``), start the root. On SIGTERM or
 SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
+
+The python runner's zygote (``runners/zygote.py``) is started right after the model is
+built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
+``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from .api.relay import make_non_dumpable
 from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
 from .errors import CmError
 from .model.model import Model
+from .runners.python import start_zygote, stop_zygote
+from .runners.zygote_client import zygote_enabled
 
 log = logging.getLogger("component_manager")
 
@@ -33,9 +39,10 @@ class ManagerAlreadyRunning(CmError):
 
 
 class Manager:
-    def __init__(self, state_dir: Path, root_url: str):
+    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
         self._lock_fd: int | None = None
@@ -62,6 +69,8 @@ class Manager:
         try:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+            if self.use_zygote:
+                start_zygote(self.state_dir / "zygote.log")  # ready in the background
             self.model.boot()
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
@@ -74,6 +83,7 @@ class Manager:
         finally:
             if servers is not None:
                 await servers.stop(grace=0.5)
+            await stop_zygote()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -172,7 +172,8 @@ async def _watch_exit(model, inst, run: Run) -> None:
     status = await run.program.wait()
     if run.stopping or inst.run is not run:
         return
-    reason = StopReason.CRASHED if status.signal else StopReason.EXITED
+    unknown = status.exit_code is None and status.signal is None  # its end was seen, not how
+    reason = StopReason.CRASHED if status.signal or unknown else StopReason.EXITED
     try:
         await stop_action.stop(model, inst, reason)
     except CmError as e:

@@ -44,7 +44,7 @@ def get_runner(name: str):
     """The runner called ``name``. Raises StartError naming the known runners."""
     from ..errors import StartError
 
-    runners = __getattr__("RUNNERS")
+    runners = globals().get("RUNNERS") or __getattr__("RUNNERS")  # made once: runners keep state
     try:
         return runners[name]
     except KeyError:

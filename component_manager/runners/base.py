@@ -28,7 +28,8 @@ __all__ = ["ExitStatus", "LaunchSpec", "Program", "ProcessIdentity", "Runner"]
 
 @dataclass(frozen=True, slots=True)
 class ExitStatus:
-    """How a program ended: by itself with ``exit_code``, or by ``signal``."""
+    """How a program ended: by itself with ``exit_code``, or by ``signal``. Neither: its end
+    was noticed but not how (a zygote child whose zygote died first); recorded as a crash."""
 
     exit_code: int | None = None
     signal: int | None = None
