@@ -14,6 +14,7 @@ A start that fails, times out or is aborted by a stop kills what it launched and
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -32,7 +33,7 @@ from .set import ActionKind
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["start"]
+__all__ = ["mark_serving", "start"]
 
 
 async def start(model, inst, reason: str) -> bool:
@@ -107,7 +108,8 @@ async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> 
         idle_timeout_ms=program.idle_timeout_ms,
     )
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
-                      model.log_path(inst), startup)
+                      model.log_path(inst), startup,
+                      on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
     model.tokens[run.token] = (inst, run)
     identity = None  # the process record, until it is stored
     try:
@@ -130,6 +132,12 @@ async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> 
         await _abandon(model, inst, run, e)
         raise
     model.owner.spawn(_watch_exit(model, inst, run), f"watch {inst.moniker}")
+
+
+def mark_serving(run: Run) -> None:
+    """The program reports it serves (on its startup socket, or by ReportServing)."""
+    if run.serving is not None and not run.serving.done():
+        run.serving.set_result(True)
 
 
 async def _wait_serving(inst, run: Run, timeout: float) -> None:

@@ -12,6 +12,7 @@ import time
 
 from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
+from ..actions.start import mark_serving
 from ..errors import AccessDenied
 from ..model.reasons import StopReason
 from ..routing.connect import open_capability
@@ -36,8 +37,7 @@ class RuntimeServicer(pb_grpc.ComponentRuntimeServicer):
     @reports_errors
     async def ReportServing(self, request, context):
         _inst, run = self._caller(context)
-        if run.serving is not None and not run.serving.done():
-            run.serving.set_result(True)
+        mark_serving(run)
         return pb.ReportServingReply()
 
     @reports_errors

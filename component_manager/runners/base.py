@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import signal as _signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +60,7 @@ class LaunchSpec:
     log_path: Path  # stdout and stderr are appended here
     startup: StartupInfo
     extra_env: tuple[tuple[str, str], ...] = ()
+    on_serving: Callable[[], None] | None = None  # called when the program reports it serves
 
 
 class Program(Protocol):

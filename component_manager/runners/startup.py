@@ -1,10 +1,12 @@
 """Startup info: what the manager hands a program when it starts it.
 
-The manager writes it as one JSON object into a pipe whose read end the program inherits;
-the environment variable ``CM_STARTUP_FD`` names that descriptor. A pipe, not environment
+The manager writes it as one JSON object into a Unix socket whose other end the program
+inherits; the environment variable ``CM_STARTUP_FD`` names that descriptor. Not environment
 variables, because the grant key and the token are secrets and ``/proc/PID/environ`` is
 readable by every process of the same user for the program's whole life. The SDK reads it
-once (``StartupInfo.from_inherited_fd()``) and closes the descriptor.
+once (``inherited_startup()``) and keeps the descriptor for one message back: ``SERVING``,
+written once it serves (the manager's cheapest way to learn that; systemd's sd_notify and
+s6's readiness descriptor work the same way).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ENV_STARTUP_FD", "StartupInfo"]
+__all__ = ["ENV_STARTUP_FD", "SERVING", "StartupInfo", "inherited_startup"]
 
 ENV_STARTUP_FD = "CM_STARTUP_FD"
+SERVING = b"serving"  # what a program writes back on that descriptor once it serves
 
 
 @dataclass(frozen=True)
@@ -43,13 +46,23 @@ class StartupInfo:
 
     @classmethod
     def from_inherited_fd(cls, environ=os.environ) -> StartupInfo:
-        """Read the startup info the manager passed. Raises RuntimeError outside a manager."""
-        fd_text = environ.get(ENV_STARTUP_FD)
-        if not fd_text:
-            raise RuntimeError(f"not started by a component manager ({ENV_STARTUP_FD} is not set)")
-        fd = int(fd_text)
-        chunks = []
-        with os.fdopen(fd, "rb") as pipe:
-            while chunk := pipe.read(65536):
-                chunks.append(chunk)
-        return cls.from_json(b"".join(chunks))
+        """Read the startup info the manager passed and close the descriptor. Raises
+        RuntimeError outside a manager."""
+        info, fd = inherited_startup(environ)
+        os.close(fd)
+        return info
+
+
+def inherited_startup(environ=os.environ) -> tuple[StartupInfo, int]:
+    """The startup info the manager passed, and its descriptor, still open (not inherited
+    by what the program spawns) for writing ``SERVING``. Raises RuntimeError outside a
+    manager."""
+    fd_text = environ.get(ENV_STARTUP_FD)
+    if not fd_text:
+        raise RuntimeError(f"not started by a component manager ({ENV_STARTUP_FD} is not set)")
+    fd = int(fd_text)
+    os.set_inheritable(fd, False)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return StartupInfo.from_json(b"".join(chunks)), fd

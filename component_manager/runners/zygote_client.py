@@ -44,7 +44,7 @@ import sys
 from pathlib import Path
 
 from .base import ExitStatus, LaunchSpec, ProcessIdentity
-from .process import _environment, _open_log, _startup_pipe
+from .process import _environment, _open_log, _startup_channel
 from .procinfo import boot_id
 from .zygote import received_fds
 
@@ -315,7 +315,7 @@ class Zygote:
         log_fd = _open_log(spec)
         read_end = -1
         try:
-            read_end = _startup_pipe(spec.startup.to_json())
+            read_end = _startup_channel(spec)
             env = _environment(spec, env_defaults, read_end)
             if startup_variables(env) != self._startup_env:
                 log.debug("%s: sets interpreter start-up variables; spawning it", spec.moniker)

@@ -16,7 +16,9 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -28,7 +30,7 @@ import grpc
 from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
 from ..errors import StorageError
-from ..runners.startup import StartupInfo
+from ..runners.startup import SERVING, StartupInfo, inherited_startup
 from ._client import GrantChannel, RuntimeClient
 from ._server import ActivityTracker, GrantGuard
 
@@ -74,8 +76,9 @@ class ComponentContext:
             await ctx.wait_for_stop()
     """
 
-    def __init__(self, startup: StartupInfo):
+    def __init__(self, startup: StartupInfo, startup_fd: int = -1):
         self.startup = startup
+        self._startup_fd = startup_fd  # the manager's startup socket, kept to write SERVING
         self._runtime = RuntimeClient(startup.component_address, startup.token)
         self._tracker: ActivityTracker | None = None
         self._server: grpc.aio.Server | None = None
@@ -128,8 +131,22 @@ class ComponentContext:
         """Start serving the registered services, then tell the manager (ReportServing)."""
         await self._start_server()
         if not self._reported:
-            await self._runtime.report_serving()
+            if not self._tell_serving_on_startup_socket():
+                await self._runtime.report_serving()
             self._reported = True
+
+    def _tell_serving_on_startup_socket(self) -> bool:
+        """Write SERVING where the startup info came from (no connection to set up, unlike
+        ReportServing); False if there is no such socket, e.g. for an inproc program."""
+        fd, self._startup_fd = self._startup_fd, -1
+        if fd < 0:
+            return False
+        try:
+            with socket.socket(fileno=fd) as startup:
+                startup.send(SERVING, socket.MSG_NOSIGNAL)
+            return True
+        except OSError:  # not a socket (an older manager's pipe), or nobody listens
+            return False
 
     async def wait_for_stop(self) -> str:
         """Return the reason once the component was told to stop and its callbacks ran."""
@@ -284,6 +301,9 @@ class ComponentContext:
         for transport in [*self._transports.values(), *self._retired]:
             await transport.close()
         await self._runtime.close()
+        if self._startup_fd >= 0:
+            os.close(self._startup_fd)
+            self._startup_fd = -1
         for env in self._storage.values():
             env.close()
         self._channels.clear()
@@ -316,7 +336,7 @@ async def run_async(main: Callable[[ComponentContext], Awaitable[None]],
     ``inproc`` entry passes its own: ``async def entry(startup): await run_async(main, startup)``.
     """
     own_process = startup is None
-    ctx = ComponentContext(startup or StartupInfo.from_inherited_fd())
+    ctx = ComponentContext(*inherited_startup()) if own_process else ComponentContext(startup)
     loop = asyncio.get_running_loop()
     sigterm = own_process and _install_sigterm(loop, ctx)
     try:

@@ -1,6 +1,7 @@
 """The python and process runners with real processes."""
 
 import asyncio
+import dataclasses
 import os
 import signal
 import stat
@@ -174,3 +175,48 @@ def test_the_startup_pipe_holds_large_startup_info(pkg):
 
     assert run(body()) == ExitStatus(exit_code=0)
     assert "200000" in spec.log_path.read_text()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_program_reports_serving_on_its_startup_socket(pkg):
+    pkg.module("serves", """
+        import socket, sys, threading
+        from component_manager.runners.startup import SERVING, inherited_startup
+        info, fd = inherited_startup()
+        print("startup for", info.moniker, flush=True)
+        with socket.socket(fileno=fd) as s:
+            s.send(SERVING)
+        threading.Event().wait()
+    """)
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        heard = loop.create_future()
+        spec = dataclasses.replace(pkg.spec(module="serves"), on_serving=lambda: heard.set_result(True))
+        program = await get_runner("python").launch(spec)
+        await asyncio.wait_for(heard, 15)
+        program.signal_group(signal.SIGKILL)
+        await program.wait()
+
+    run(body())
+    assert "startup for /test/prog" in pkg.spec().log_path.read_text()
+
+
+def test_a_program_that_never_serves_leaves_no_descriptor_behind(pkg):
+    pkg.module("quiet", "import sys; sys.exit(0)")
+
+    async def body():
+        before = _open_fds()
+        spec = dataclasses.replace(pkg.spec(module="quiet"), on_serving=lambda: pytest.fail("it never served"))
+        program = await get_runner("python").launch(spec)
+        assert await program.wait() == ExitStatus(exit_code=0)
+        for _ in range(100):  # the EOF on our end is handled by the loop, after the exit
+            if _open_fds() <= before:
+                break
+            await asyncio.sleep(0.01)
+        assert _open_fds() <= before
+
+    run(body())
