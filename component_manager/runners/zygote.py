@@ -13,7 +13,7 @@ object per message::
 
     zygote  -> manager  {"ready": PID}                                   once, after the imports
     manager -> zygote   {"launch": N, "module": "m", "args": [...], "cwd": DIR,
-                         "env": {...}, "startup_fd": 7}      + SCM_RIGHTS [log fd, startup pipe]
+                         "env": {...}, "startup_fd": 7}      + SCM_RIGHTS [log fd, startup socket]
     zygote  -> manager  {"launched": N, "pid": P, "start_ticks": T}      + SCM_RIGHTS [pidfd of P]
                      or {"refused": N, "error": "one line"}              (the manager then spawns)
     zygote  -> manager  {"exit": P, "status": S}          S as from waitpid, whenever a child ends

@@ -3,7 +3,7 @@ have started, run it, and end as the interpreter ends.
 
 In order: :func:`leave_zygote` (own session and process group, the signal dispositions a
 fresh interpreter has, every descriptor of the zygote's closed); :func:`take_program` (log on
-1 and 2, ``/dev/null`` on 0, the startup pipe on the number ``CM_STARTUP_FD`` names, the
+1 and 2, ``/dev/null`` on 0, the startup socket on the number ``CM_STARTUP_FD`` names, the
 program's cwd and environment, ``sys.path``, ``sys.argv`` and standard streams as ``python -m``
 sets them, a fresh ``__main__``); then, after the zygote's "go", :func:`run_and_exit`:
 ``runpy._run_module_as_main`` (what ``python -m`` calls), then non-daemon threads joined,
@@ -88,19 +88,19 @@ def _private_writable_ranges() -> list[tuple[int, int]]:
 
 
 def take_program(request: dict, fds: list[int], child_path: list[str]) -> None:
-    """Become the program of ``request`` (``fds``: its log and startup pipe, closed here)."""
-    log_fd, startup_pipe = fds
+    """Become the program of ``request`` (``fds``: its log and startup socket, closed here)."""
+    log_fd, startup_socket = fds
     startup_fd = int(request["startup_fd"])
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    if startup_pipe != startup_fd:
-        os.dup2(startup_pipe, startup_fd)  # inheritable, as pass_fds makes it
+    if startup_socket != startup_fd:
+        os.dup2(startup_socket, startup_fd)  # inheritable, as pass_fds makes it
     else:
         os.set_inheritable(startup_fd, True)
-    for fd in {log_fd, startup_pipe} - {0, 1, 2, startup_fd}:
+    for fd in {log_fd, startup_socket} - {0, 1, 2, startup_fd}:
         os.close(fd)
     os.chdir(request["cwd"])
     _replace_environment(request["env"])
