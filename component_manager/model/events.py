@@ -53,8 +53,9 @@ class EventBus:
     def publish(self, type: str, instance, reason: str = "", stop: dict | None = None,
                 detail: str = "") -> dict:
         """Store an event and deliver it to live subscribers once it is stored. The caller
-        does not wait: in the event loop it joins the next group commit (an event no
-        request waits on need not cost anyone an fsync); outside a loop it commits now."""
+        does not wait: in the event loop it is committed lazily (with the next commit, or
+        within 50 ms: an event no request waits on need not cost anyone an fsync, nor wake
+        the commit thread once each); outside a loop it commits now."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -63,7 +64,7 @@ class EventBus:
             return event
         batch = self._store.new_batch()
         event = self.stage(batch, type, instance, reason, stop, detail)
-        self._store.commit(batch).add_done_callback(partial(self._deliver_stored, event))
+        self._store.commit_lazily(batch).add_done_callback(partial(self._deliver_stored, event))
         return event
 
     async def record(self, type: str, instance, reason: str = "", stop: dict | None = None,

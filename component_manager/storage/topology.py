@@ -59,6 +59,7 @@ __all__ = ["Batch", "EVENT_RING", "InstanceRecord", "ProcessRecord", "SCHEMA_VER
 
 SCHEMA_VERSION = 1
 EVENT_RING = 10_000
+LAZY_COMMIT_S = 0.05  # longest a lazily committed batch waits for company
 MAP_SIZE = 64 << 30  # only address space: LMDB grows the file as it is used
 _OWNER = "<manager>"  # the "moniker" StorageErrors about the manager's own store carry
 _open_paths: set[str] = set()  # environments open in this process (LMDB allows one each)
@@ -66,6 +67,19 @@ _open_paths: set[str] = set()  # environments open in this process (LMDB allows 
 
 def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+def _settler(future: asyncio.Future):
+    """A committer callback that settles ``future`` in its own loop."""
+    loop = future.get_loop()
+
+    def settle(results: list | None, error: BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(_settle_future, future, results, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    return settle
 
 
 def _settle_future(future: asyncio.Future, results: list | None, error: BaseException | None) -> None:
@@ -177,6 +191,8 @@ class TopologyStore:
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
         self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
+        self._lazy: list[tuple[list, Callable]] = []  # commit_lazily's batches, not yet submitted
+        self._order = threading.RLock()  # batches reach the committer in the order they were filled
 
     def _open(self, map_size: int) -> lmdb.Environment:
         try:
@@ -200,6 +216,7 @@ class TopologyStore:
     def close(self) -> None:
         """Commit what is queued, then close the environment. Safe to call twice."""
         if self._key in _open_paths:
+            self._submit_lazy()
             self._committer.close()
             _open_paths.discard(self._key)
             self._env.close()
@@ -230,17 +247,25 @@ class TopologyStore:
         """Queue ``batch`` for the next group commit; the future's result (the list of its
         operations' results) is set once it is durable, or its exception is a StorageError
         naming what failed. Call it from the running event loop."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def settle(results: list | None, error: BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(_settle_future, future, results, error)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
-
-        self._enqueue(batch, settle)
+        future = self._loop_future()
+        self._enqueue(batch, _settler(future))
         return future
+
+    def commit_lazily(self, batch: Batch) -> asyncio.Future:
+        """``commit``, for a batch nobody waits on (an event such as ``capability_requested``):
+        it rides with the next commit, or is committed ``LAZY_COMMIT_S`` from now, so that a
+        stream of them wakes the commit thread once, not once each. ``events()`` and
+        ``close()`` commit it first."""
+        future = self._loop_future()
+        with self._order:
+            self._next.update(batch._counters)
+            self._lazy.append((batch._ops, _settler(future)))
+            if len(self._lazy) == 1:
+                asyncio.get_running_loop().call_later(LAZY_COMMIT_S, self._submit_lazy)
+        return future
+
+    def _loop_future(self) -> asyncio.Future:
+        return asyncio.get_running_loop().create_future()
 
     def commit_now(self, batch: Batch) -> list:
         """Commit ``batch`` (after everything queued before it) before returning; the list
@@ -260,8 +285,16 @@ class TopologyStore:
         return results
 
     def _enqueue(self, batch: Batch, settle) -> None:
-        self._next.update(batch._counters)  # from now on these values are taken
-        self._committer.submit(batch._ops, settle)
+        with self._order:
+            self._next.update(batch._counters)  # from now on these values are taken
+            self._submit_lazy()  # batches filled earlier commit first: order holds
+            self._committer.submit(batch._ops, settle)
+
+    def _submit_lazy(self) -> None:
+        with self._order:
+            lazy, self._lazy = self._lazy, []
+            for ops, settle in lazy:
+                self._committer.submit(ops, settle)
 
     def _transaction(self, ops: list) -> list:
         try:
@@ -355,6 +388,8 @@ class TopologyStore:
         """Stored events with ``seq > since_seq``, oldest first, at most ``limit``; each
         dict carries its ``"seq"``. Example: ``events(since_seq=41, limit=2)`` -> the
         events 42 and 43 (if the ring still holds them)."""
+        if self._lazy:
+            self.commit_now(Batch(self))  # lazily committed events are history too
         items: list[tuple[bytes, bytes]] = []
         with self._read() as txn:
             cursor = txn.cursor(db=self._events)

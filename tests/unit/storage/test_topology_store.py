@@ -256,3 +256,29 @@ def test_delete_subtree_matches_the_moniker_tree(tmp_path_factory, present, targ
         expected = sorted(m for m in set(present) if m != target and not m.startswith(prefix))
         store.delete_subtree(target)
         assert [r.moniker for r in store.all_instances()] == expected
+
+
+async def test_lazy_commits_ride_with_the_next_commit_in_order(store):
+    txns = _write_txns(store)
+    lazy = []
+    for i in range(20):
+        b = store.new_batch()
+        b.append_event({"type": "lazy", "n": i})
+        lazy.append(store.commit_lazily(b))
+    assert _write_txns(store) == txns  # nothing written yet: no thread woken for them
+    urgent = store.new_batch()
+    urgent.append_event({"type": "urgent"})
+    await store.commit(urgent)
+    await asyncio.gather(*lazy)
+    assert _write_txns(store) - txns <= 2
+    assert [e["type"] for e in store.events()] == ["lazy"] * 20 + ["urgent"]
+
+
+async def test_lazy_commits_are_made_within_a_bound_and_before_a_history_read(store):
+    b = store.new_batch()
+    b.append_event({"type": "alone"})
+    await asyncio.wait_for(store.commit_lazily(b), 5)  # no other commit comes: the timer does it
+    b = store.new_batch()
+    b.append_event({"type": "read soon"})
+    store.commit_lazily(b)
+    assert [e["type"] for e in store.events()] == ["alone", "read soon"]
