@@ -46,6 +46,15 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2))
 
 
+def _print_json_rows(rows: list[dict]) -> None:
+    """A JSON array with one row per line. json.dumps with ``indent`` runs its pure-Python
+    encoder (1.3 s for 100,000 instances); each row alone takes the C one (0.2 s)."""
+    import json
+
+    encode = json.JSONEncoder(separators=(", ", ": ")).encode
+    sys.stdout.write("[\n" + ",\n".join("  " + encode(row) for row in rows) + "\n]\n" if rows else "[]\n")
+
+
 # ---- list and tree -------------------------------------------------------------------------
 
 def _list(args) -> int:
@@ -66,7 +75,7 @@ def _print_instances(args, formatter) -> int:
     reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
     rows = [summary_dict(s) for s in reply.instances]
     if args.json:
-        _print_json(rows)
+        _print_json_rows(rows)
     else:
         print(formatter(rows, colour_enabled(args)))
     return 0
