@@ -173,10 +173,16 @@ class ComponentDecl:
     fingerprint: str = field(default="", compare=False)
 
     def child(self, name: str) -> ChildDecl | None:
-        return next((c for c in self.children if c.name == name), None)
+        for c in self.children:  # a loop, not next(genexpr): this runs per instance at boot
+            if c.name == name:
+                return c
+        return None
 
     def collection(self, name: str) -> CollectionDecl | None:
-        return next((c for c in self.collections if c.name == name), None)
+        for c in self.collections:
+            if c.name == name:
+                return c
+        return None
 
     def capability(self, kind: str, name: str) -> CapabilityDecl | None:
         return next((c for c in self.capabilities if c.kind == kind and c.name == name), None)
