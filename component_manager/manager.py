@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -72,6 +73,7 @@ class Manager:
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             self.model.boot()
+            gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             await self.model.start_root()

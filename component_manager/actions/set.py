@@ -79,6 +79,11 @@ class ActionSet:
     def in_flight(self, kind: ActionKind) -> bool:
         return kind in self._in_flight
 
+    @property
+    def idle(self) -> bool:
+        """No action in flight."""
+        return not self._in_flight
+
     async def register(self, kind: ActionKind, run: Callable[[], Awaitable]):
         """Run ``run()`` as the action ``kind``, or join the one in flight; return its result."""
         task = self._in_flight.get(kind)

@@ -78,9 +78,26 @@ async def _stop_node(model, inst, node: str, reason: StopReason, final: bool):
         return await _stop_self(model, inst, reason)
     children = [c for c in list(inst.children.values())
                 if (c.collection or c.moniker.leaf.name) == node]
+    if final:
+        children = [c for c in children if not _shut_down_at_once(model, c)]
     child_reason = reason.for_children()
     await asyncio.gather(*(_stop_child(model, c, child_reason, final) for c in children))
     return None
+
+
+def _shut_down_at_once(model, inst) -> bool:
+    """Shut ``inst``'s subtree down in place when nothing in it runs, acts or is to be
+    destroyed: most instances at a manager shutdown. An action (a task) each would cost
+    100,000 instances ~16 s; this costs them ~0.1 s. False if the subtree needs the walk."""
+    if model.post_stop_hooks:
+        return False
+    subtree = list(inst.walk())
+    if any(i.run is not None or not i.actions.idle or i.durability == "transient" for i in subtree):
+        return False
+    for i in subtree:
+        if i.state not in (State.SHUTDOWN, State.DESTROYED):
+            transition(i, State.SHUTDOWN)  # unresolved|resolved -> shutdown
+    return True
 
 
 async def _stop_child(model, child, reason: StopReason, final: bool) -> None:

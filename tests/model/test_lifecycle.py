@@ -116,3 +116,19 @@ async def test_concurrent_creates_share_commits_and_are_all_stored(make_model):
     assert model.store._env.info()["last_txnid"] - txns < 40
     stored = {r.moniker: r.incarnation for r in model.store.all_instances()}
     assert all(stored[str(c.moniker)] == c.incarnation for c in children)
+
+
+async def test_shutdown_ends_every_instance_running_or_not(make_model):
+    model = make_model({"root": realm("a", collections=[CollectionDecl("workers", "persistent"),
+                                                        CollectionDecl("temps", "transient")]),
+                        "a": ComponentDecl(program=inproc("run_forever")),
+                        "w": ComponentDecl(program=inproc("run_forever"))})
+    idle = [await model.create_child("/", "workers", f"w{i}", "w") for i in range(30)]
+    running = await model.create_child("/", "workers", "busy", "w", start=True)
+    temp = await model.create_child("/", "temps", "t", "w")
+    await model.start(model.find("/a"))
+    await model.shutdown()
+    assert {i.state for i in idle} == {"shutdown"}
+    assert running.state == "shutdown" and running.last_stop.reason == "system_shutdown"
+    assert model.find("/a").state == "shutdown"
+    assert temp.state == "destroyed"  # a transient child ends with its parent
