@@ -23,12 +23,10 @@ import signal
 import sys
 import time
 
-__all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "prefault_until", "run_and_exit",
+__all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "run_and_exit",
            "take_program"]
 
 FAILED_SETUP_EXIT = 127
-_MADV_POPULATE_WRITE = 23  # Linux 5.14
-_PREFAULT_CHUNK = 1 << 20
 _OLD_STDIO: list = []  # the zygote's stdio objects, kept alive so they never flush into the child
 
 
@@ -51,40 +49,6 @@ def _close_all_but(keep: tuple[int, ...]) -> None:
             os.closerange(low, fd)
             low = fd + 1
     os.closerange(low, 1 << 20)
-
-
-def prefault_until(interrupted) -> None:
-    """Copy now the zygote's writable private memory that this child shares copy-on-write
-    (``MADV_POPULATE_WRITE``), a chunk at a time, stopping as soon as ``interrupted()``.
-
-    For a spare, while it waits: a program touches most of those pages while it starts
-    (gRPC, asyncio, imports), and each first touch is a page fault plus a copy; done ahead,
-    a start saves ~3 ms here. The cost is memory: the spare's ~17 MB of heap are its own
-    from the start instead of shared with the zygote (about what a spawned interpreter
-    owns). Skipped silently where the kernel does not have it."""
-    import ctypes
-
-    madvise = ctypes.CDLL(None, use_errno=True).madvise
-    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    for low, high in _private_writable_ranges():
-        for start in range(low, high, _PREFAULT_CHUNK):
-            if interrupted():
-                return
-            if madvise(start, min(_PREFAULT_CHUNK, high - start), _MADV_POPULATE_WRITE) != 0:
-                if ctypes.get_errno() == 22:  # EINVAL: an older kernel; nothing else will work
-                    return
-
-
-def _private_writable_ranges() -> list[tuple[int, int]]:
-    ranges = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            special = len(fields) > 5 and fields[5].startswith("[") and fields[5] != "[heap]"
-            if fields[1].startswith("rw") and fields[1][3] == "p" and not special:
-                low, high = (int(x, 16) for x in fields[0].split("-"))
-                ranges.append((low, high))
-    return ranges
 
 
 def take_program(request: dict, fds: list[int], child_path: list[str]) -> None:
