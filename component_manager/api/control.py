@@ -24,7 +24,7 @@ def summary(inst) -> pb.InstanceSummary:
 def _summary_fields(inst) -> dict:
     """An InstanceSummary's fields, defaults left out: ``repeated.add(**fields)`` builds a
     list of 100,000 in a third of the time separate messages take."""
-    fields = {"moniker": str(inst.moniker), "url": inst.url, "instance_id": inst.instance_id,
+    fields = {"moniker": inst.moniker_text, "url": inst.url, "instance_id": inst.instance_id,
               "state": inst.state.value, "execution_state": inst.execution_state.value,
               "incarnation": inst.incarnation}
     if inst.run is not None:

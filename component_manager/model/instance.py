@@ -52,16 +52,17 @@ class Run:
 
 class Instance:
     __slots__ = (
-        "moniker", "parent", "url", "instance_id", "incarnation", "collection", "state",
+        "moniker", "moniker_text", "parent", "url", "instance_id", "incarnation", "collection", "state",
         "decl", "package_dir", "children", "run", "last_start", "last_stop", "actions",
         "__weakref__",
     )
 
     def __init__(self, moniker: Moniker, parent: Instance | None, url: str, instance_id: str,
-                 incarnation: int = 0, collection: str | None = None):
+                 incarnation: int = 0, collection: str | None = None, moniker_text: str = ""):
         from ..actions.set import ActionSet
 
         self.moniker = moniker
+        self.moniker_text = moniker_text or str(moniker)  # formatted once: lists, events, keys
         self.parent = parent
         self.url = url
         self.instance_id = instance_id
@@ -97,7 +98,10 @@ class Instance:
         return coll.durability if coll else ""
 
     def walk(self):
-        """This instance and every descendant, parents first."""
-        yield self
-        for child in list(self.children.values()):
-            yield from child.walk()
+        """This instance and every descendant, parents first (depth first, in child order).
+        A stack, not nested generators: a realm of 100,000 would make 100,000 of them."""
+        stack = [self]
+        while stack:
+            inst = stack.pop()
+            yield inst
+            stack.extend(reversed(inst.children.values()))

@@ -125,14 +125,14 @@ class Model:
         leaf = moniker.leaf
         collection = leaf.collection if leaf else None
         if record is None:
-            inst = Instance(moniker, parent, url, new_instance_id(), 0, collection)
+            inst = Instance(moniker, parent, url, new_instance_id(), 0, collection, text)
         else:
-            inst = Instance(moniker, parent, url, record.instance_id, record.incarnation, collection)
+            inst = Instance(moniker, parent, url, record.instance_id, record.incarnation, collection, text)
             inst.last_start = record.last_start
             inst.last_stop = StopRecord.from_dict(record.last_stop)
         if record is None or record.url != url:  # new, or its manifest now names another URL
             persist.save(self.store, inst)
-        self.index[text or str(moniker)] = inst
+        self.index[inst.moniker_text] = inst
         return inst
 
     def _resolve_quietly(self, inst: Instance, records=None) -> None:
