@@ -21,7 +21,6 @@ import time
 
 from ..errors import CmError, InvalidRequest, RouteError, StartError, StorageError
 from ..grants import new_key
-from ..model import persist
 from ..model.config import config_values
 from ..model.instance import Run
 from ..model.reasons import START_EAGER
@@ -111,27 +110,34 @@ async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> 
                       model.log_path(inst), startup,
                       on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
     model.tokens[run.token] = (inst, run)
-    identity = None  # the process record, until it is stored
+    stored = None  # the start's records, committed while the program gets ready
     try:
         run.program = await get_runner(program.runner).launch(spec)
-        identity = run.program.identity
         if program.ready == "serving":
-            if identity is not None:  # stored before the wait: a crash now still finds it
-                batch = model.store.new_batch()
-                persist.save_process(batch, inst, identity, run.started_at)
-                await model.store.commit(batch)
-                identity = None
+            stored = model.store_start(inst, reason, run.pid, run.program.identity, run.started_at)
             await _wait_serving(inst, run, program.start_timeout_ms / 1000)
-        inst.run = run
-        transition(inst, State.STARTED)  # resolved -> started
-        await model.record_start(inst, reason, run.pid, identity, run.started_at)
+            await stored
+            inst.run = run
+            transition(inst, State.STARTED)  # resolved -> started
+            model.events.publish("started", inst, reason=reason)
+        else:
+            inst.run = run
+            transition(inst, State.STARTED)  # resolved -> started
+            await model.record_start(inst, reason, run.pid, run.program.identity, run.started_at)
     except BaseException as e:
+        if stored is not None:
+            stored.add_done_callback(_ignore_outcome)  # the stop record _abandon writes follows it
         if inst.run is run:  # its start record could not be stored: it does not count
             inst.run = None
             transition(inst, State.RESOLVED)  # started -> resolved
         await _abandon(model, inst, run, e)
         raise
     model.owner.spawn(_watch_exit(model, inst, run), f"watch {inst.moniker}")
+
+
+def _ignore_outcome(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: the failure that matters is reported by the caller
 
 
 def mark_serving(run: Run) -> None:

@@ -13,6 +13,7 @@ Records of concurrent requests share one group commit (``TopologyStore.commit``)
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -279,14 +280,24 @@ class Model:
     async def record_start(self, inst: Instance, reason: str, pid: int, identity=None,
                            started_at: float = 0.0) -> None:
         """Record the start (and, given ``identity``, the running process) in one commit."""
+        batch = self._start_batch(inst, reason, pid, identity, started_at)
+        event = self.events.stage(batch, "started", inst, reason=reason)
+        await self.store.commit(batch)
+        self.events.deliver(event)
+
+    def store_start(self, inst: Instance, reason: str, pid: int, identity, started_at: float) -> asyncio.Future:
+        """Commit the start's records (not its event) while the program gets ready: a start
+        that waits for ``ready: serving`` then answers without a commit after it serves.
+        The caller publishes ``started`` once it serves."""
+        return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at))
+
+    def _start_batch(self, inst: Instance, reason: str, pid: int, identity, started_at: float):
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
         batch = self.store.new_batch()
         persist.save(batch, inst)
         if identity is not None:
             persist.save_process(batch, inst, identity, started_at)
-        event = self.events.stage(batch, "started", inst, reason=reason)
-        await self.store.commit(batch)
-        self.events.deliver(event)
+        return batch
 
     def failed_start_record(self, status, run_time: float, detail: str) -> StopRecord:
         disposition = Disposition.KILLED if status and status.signal else Disposition.STOPPED
