@@ -70,7 +70,8 @@ async def open_capability(model, client, name: str) -> Opened:
 
 
 async def _open_protocol(model, client, provider, name: str, source_name: str) -> Opened:
-    await model.start(provider, capability_start_reason(str(client.moniker), name))
+    if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:
+        await model.start(provider, capability_start_reason(str(client.moniker), name))  # no action
     run = provider.run
     if run is None or not run.serve_address:
         raise StartError(str(provider.moniker), f"it stopped before '{name}' could be opened; try again")
