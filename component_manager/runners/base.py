@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import signal as _signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Protocol
 from ..manifest.decl import ProgramDecl
 from .startup import StartupInfo
 
-__all__ = ["ExitStatus", "LaunchSpec", "Program", "ProcessIdentity", "Runner"]
+__all__ = ["ExitStatus", "LaunchSpec", "Program", "ProcessIdentity", "Runner", "WatchedProcess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +85,22 @@ class Runner(Protocol):
 
     async def launch(self, spec: LaunchSpec) -> Program:
         """Start the program. Raises StartError (with the moniker) if it cannot be spawned."""
+
+
+class WatchedProcess:
+    """What the process-backed Programs share: ``_done`` gets the ExitStatus once it ended."""
+
+    pid: int
+    _done: asyncio.Future
+
+    async def wait(self) -> ExitStatus:
+        """The exit status; any number of waiters, and a cancelled waiter cancels nothing."""
+        return await asyncio.shield(self._done)
+
+    @property
+    def exited(self) -> bool:
+        return self._done.done()
+
+    def __repr__(self) -> str:
+        state = f"exited {self._done.result()}" if self.exited else "running"
+        return f"<{type(self).__name__} pid={self.pid} {state}>"

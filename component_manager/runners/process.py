@@ -28,14 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import StartError
-from .base import ExitStatus, LaunchSpec, ProcessIdentity
+from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .procinfo import identity_of
 from .startup import ENV_STARTUP_FD, SERVING
 
 __all__ = ["ChildProgram", "ProcessRunner", "spawn"]
 
 
-class ChildProgram:
+class ChildProgram(WatchedProcess):
     """A program we spawned (we are its parent, so we reap it). Implements ``base.Program``."""
 
     def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None):
@@ -65,23 +65,11 @@ class ChildProgram:
         if not self._done.done():
             self._done.set_result(status)
 
-    async def wait(self) -> ExitStatus:
-        """The exit status; any number of waiters, and a cancelled waiter cancels nothing."""
-        return await asyncio.shield(self._done)
-
     def signal_group(self, sig: int) -> None:
         try:
             os.killpg(self.pid, sig)  # start_new_session: its pgid is its pid
         except ProcessLookupError:
             pass
-
-    @property
-    def exited(self) -> bool:
-        return self._done.done()
-
-    def __repr__(self) -> str:
-        state = f"exited {self._done.result()}" if self.exited else "running"
-        return f"<ChildProgram pid={self.pid} {state}>"
 
 
 async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:

@@ -43,7 +43,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .base import ExitStatus, LaunchSpec, ProcessIdentity
+from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .process import _environment, _open_log, _startup_channel
 from .procinfo import boot_id
 from .zygote import received_fds
@@ -75,7 +75,7 @@ def startup_variables(env) -> dict[str, str]:
             if (k.startswith(_STARTUP_PREFIXES) and k not in _PASSED_THROUGH) or k == "LANG"}
 
 
-class ZygoteProgram:
+class ZygoteProgram(WatchedProcess):
     """A program the zygote forked (its parent is the zygote). Implements ``base.Program``."""
 
     def __init__(self, pid: int, identity: ProcessIdentity, pidfd: int):
@@ -113,10 +113,6 @@ class ZygoteProgram:
             os.close(self._pidfd)
             self._pidfd = -1
 
-    async def wait(self) -> ExitStatus:
-        """The exit status; any number of waiters, and a cancelled waiter cancels nothing."""
-        return await asyncio.shield(self._done)
-
     def signal_group(self, sig: int) -> None:
         try:
             os.killpg(self.pid, sig)  # after its setsid, its pgid is its pid
@@ -131,14 +127,6 @@ class ZygoteProgram:
                 signal.pidfd_send_signal(self._pidfd, sig)
             except ProcessLookupError:
                 pass
-
-    @property
-    def exited(self) -> bool:
-        return self._done.done()
-
-    def __repr__(self) -> str:
-        state = f"exited {self._done.result()}" if self.exited else "running"
-        return f"<ZygoteProgram pid={self.pid} {state}>"
 
 
 class Zygote:
