@@ -33,12 +33,13 @@ class GrantChannel:
 
     With ``renew`` (what ``ComponentContext.connect`` gives), a unary-unary call that finds
     its grant stale is repeated once with a fresh one: ``renew()`` asks the manager again
-    (which starts the provider if it stopped) and updates this view. Stale means
-    UNAVAILABLE (the provider is gone or restarting) or PERMISSION_DENIED from the grant
-    check for a grant of an earlier run (``grants.NOT_ISSUED_HERE``). Like gRPC's own retry
-    policies for UNAVAILABLE, this may run a call twice if the provider died while running
-    it. Streaming calls are not repeated (their requests may be consumed): they fail, and
-    the next call uses the renewed grant.
+    (which starts the provider if it stopped) and updates this view. Stale means the call
+    never ran at the provider: no connection could be made (UNAVAILABLE "failed to connect":
+    the provider stopped) or its grant check refused a grant of an earlier run
+    (PERMISSION_DENIED, ``grants.NOT_ISSUED_HERE``). A call that failed after it reached the
+    provider (it died mid-call) is not repeated: it may have run. Streaming calls are not
+    repeated either (their requests may be consumed): they fail, and the next call uses the
+    renewed grant.
 
     Example::
 
@@ -191,9 +192,11 @@ class _RenewingCall:
 
 
 def _stale(error: grpc.aio.AioRpcError) -> bool:
-    code = error.code()
-    return code == grpc.StatusCode.UNAVAILABLE or (
-        code == grpc.StatusCode.PERMISSION_DENIED and grants.NOT_ISSUED_HERE in (error.details() or ""))
+    """The call never ran at the provider, so it can be repeated (see GrantChannel)."""
+    code, details = error.code(), error.details() or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return "failed to connect" in details  # not "Socket closed": that call may have run
+    return code == grpc.StatusCode.PERMISSION_DENIED and grants.NOT_ISSUED_HERE in details
 
 
 def grant_channel(address: str, grant: bytes) -> GrantChannel:

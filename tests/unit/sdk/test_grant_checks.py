@@ -166,3 +166,58 @@ def test_a_call_with_a_stale_grant_renews_it_once_and_is_repeated(tmp_path, gap)
             await manager.stop(None)
 
     run(body())
+
+
+_DYING_PROVIDER = """
+import asyncio, os, sys
+import grpc
+from component_manager.sdk._server import ActivityTracker, GrantGuard
+
+async def die(request, context):
+    with open(sys.argv[3], "a") as ran:
+        ran.write("ran\\n")
+    os._exit(1)  # mid-call: the client's call has reached us
+
+async def main():
+    server = grpc.aio.server()
+    GrantGuard(bytes.fromhex(sys.argv[2]), ActivityTracker()).server(server).add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("echo.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(die)}),))
+    server.add_insecure_port(sys.argv[1])
+    await server.start()
+    print("serving", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def test_a_call_whose_provider_dies_mid_call_is_not_repeated(tmp_path):
+    """It may have run: the caller gets UNAVAILABLE and no second run happens."""
+    import subprocess
+    import sys
+
+    async def body():
+        runtime = _Runtime(f"unix:{tmp_path}/provider.sock")
+        manager = grpc.aio.server()
+        pb_grpc.add_ComponentRuntimeServicer_to_server(runtime, manager)
+        manager.add_insecure_port(f"unix:{tmp_path}/component.sock")
+        await manager.start()
+        ran = tmp_path / "ran"
+        provider = subprocess.Popen([sys.executable, "-c", _DYING_PROVIDER, runtime.address, runtime.key.hex(),
+                                     str(ran)], stdout=subprocess.PIPE)
+        ctx = ComponentContext(StartupInfo(moniker="/client", instance_id="id", token="t",
+                                           component_address=f"unix:{tmp_path}/component.sock"))
+        try:
+            assert provider.stdout.readline() == b"serving\n"
+            channel = await ctx.connect("echo.Echo")
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await channel.unary_unary("/echo.Echo/Echo")(b"once", timeout=T)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert ran.read_text() == "ran\n" and runtime.connects == 1
+        finally:
+            provider.kill()
+            provider.wait()
+            await ctx.aclose()
+            await manager.stop(None)
+
+    run(body())
