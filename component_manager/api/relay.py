@@ -213,10 +213,10 @@ class ControlRelay:
 class _Side(asyncio.Protocol):
     """One connection of a relayed pair: what it receives is written to its peer."""
 
-    def __init__(self, relay: ControlRelay):
+    def __init__(self, relay: ControlRelay, peer: _Side | None = None):
         self.relay = relay
         self.transport: asyncio.Transport | None = None
-        self.peer: _Side | None = None
+        self.peer = peer
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -261,8 +261,9 @@ class _Downstream(_Side):
 
     async def _connect_upstream(self) -> None:
         try:
+            # its peer is known from the start: the server may write before we are back here
             _transport, upstream = await asyncio.get_running_loop().create_unix_connection(
-                lambda: _Side(self.relay), self.relay.connect_path)
+                lambda: _Side(self.relay, peer=self), self.relay.connect_path)
         except OSError as e:
             log.warning("control relay: cannot reach the control server: %s", e)
             self.close()
@@ -271,7 +272,7 @@ class _Downstream(_Side):
         if self.transport.is_closing():  # the client went away meanwhile
             upstream.close()
             return
-        self.peer, upstream.peer = upstream, self
+        self.peer = upstream
         self.transport.resume_reading()
 
 
