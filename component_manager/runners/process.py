@@ -155,6 +155,9 @@ def _startup_channel(spec: LaunchSpec) -> int:
     try:
         if len(data) > 65536:
             ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * len(data))
+        # The kernel caps that size (net.core.wmem_max) without a word: data that still
+        # does not fit fails here (BlockingIOError) instead of blocking us forever.
+        ours.setblocking(False)
         ours.sendall(data)
         ours.shutdown(socket.SHUT_WR)
     except OSError:
@@ -172,7 +175,6 @@ def _hear_serving(ours: socket.socket, on_serving) -> None:
     """Call ``on_serving()`` when the program writes SERVING; close at that or at EOF (the
     program and whatever inherited its end are gone), so no descriptor outlives them."""
     loop = asyncio.get_running_loop()
-    ours.setblocking(False)
     heard = bytearray()
 
     def readable() -> None:

@@ -220,3 +220,11 @@ def test_a_program_that_never_serves_leaves_no_descriptor_behind(pkg):
         assert _open_fds() <= before
 
     run(body())
+
+
+def test_startup_info_too_large_to_pass_is_a_start_error_not_a_hang(pkg):
+    pkg.module("never_runs", "raise SystemExit('must not run')")
+    spec = pkg.spec(module="never_runs")
+    huge = dataclasses.replace(spec.startup, storage={"data": "x" * (8 << 20)})  # over any socket buffer
+    with pytest.raises(StartError, match="cannot pass the startup info"):
+        run(get_runner("python").launch(dataclasses.replace(spec, startup=huge)))
