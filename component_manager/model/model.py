@@ -177,9 +177,9 @@ class Model:
         in one durable commit (its descendants are already gone)."""
         if inst.parent is not None:
             inst.parent.children.pop(str(inst.moniker.leaf), None)
-        self.index.pop(str(inst.moniker), None)
+        self.index.pop(inst.moniker_text, None)
         batch = self.store.new_batch()
-        batch.delete_subtree(str(inst.moniker))
+        batch.delete_subtree(inst.moniker_text)
         event = self.events.stage(batch, "destroyed", inst)
         await self.store.commit(batch)
         self.events.deliver(event)
@@ -212,24 +212,23 @@ class Model:
         if coll is None:
             raise CollectionNotFound(str(parent.moniker), collection)
         moniker = parent.moniker.child(name, collection)
-        if str(moniker) in self.index:
-            raise InstanceAlreadyExists(str(moniker))
+        text = str(moniker)
+        if text in self.index or text in self._creating:
+            raise InstanceAlreadyExists(text)
         full_url = absolute_url(url, parent.url)
         self.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
-        if str(moniker) in self._creating:
-            raise InstanceAlreadyExists(str(moniker))
         batch = self.store.new_batch()  # one durable commit: incarnation, record, event
-        incarnation = batch.next_incarnation(str(parent.moniker), collection)
-        child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection)
+        incarnation = batch.next_incarnation(parent.moniker_text, collection)
+        child = Instance(moniker, parent, full_url, new_instance_id(), incarnation, collection, text)
         persist.save(batch, child)
         event = self.events.stage(batch, "created", child, detail=full_url)
-        self._creating.add(str(moniker))  # taken while its commit is in flight
+        self._creating.add(text)  # taken while its commit is in flight
         try:
             await self.store.commit(batch)
         finally:
-            self._creating.discard(str(moniker))
-        self.index[str(moniker)] = child
-        parent.children[str(ChildName(name, collection))] = child
+            self._creating.discard(text)
+        self.index[text] = child
+        parent.children[str(moniker.leaf)] = child
         self.events.deliver(event)
         if coll.durability == "single_run":
             await self.start(child, START_SINGLE_RUN)
