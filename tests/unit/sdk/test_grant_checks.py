@@ -128,20 +128,31 @@ async def _provider(runtime: _Runtime) -> grpc.aio.Server:
     return server
 
 
+async def _manager(tmp_path) -> tuple[_Runtime, grpc.aio.Server]:
+    """A stand-in manager's ComponentRuntime at tmp_path/component.sock, for a provider
+    at tmp_path/provider.sock."""
+    runtime = _Runtime(f"unix:{tmp_path}/provider.sock")
+    manager = grpc.aio.server()
+    pb_grpc.add_ComponentRuntimeServicer_to_server(runtime, manager)
+    manager.add_insecure_port(f"unix:{tmp_path}/component.sock")
+    await manager.start()
+    return runtime, manager
+
+
+def _client(tmp_path) -> ComponentContext:
+    return ComponentContext(StartupInfo(moniker="/client", instance_id="id", token="t",
+                                        component_address=f"unix:{tmp_path}/component.sock"))
+
+
 @pytest.mark.parametrize("gap", ["stopped", "restarted"])
 def test_a_call_with_a_stale_grant_renews_it_once_and_is_repeated(tmp_path, gap):
     """``stopped``: the provider is gone when the call is made (UNAVAILABLE), and restarted
     by the time the client asks again; ``restarted``: a new run already serves the address
     (PERMISSION_DENIED, earlier run's grant)."""
     async def body():
-        runtime = _Runtime(f"unix:{tmp_path}/provider.sock")
-        manager = grpc.aio.server()
-        pb_grpc.add_ComponentRuntimeServicer_to_server(runtime, manager)
-        manager.add_insecure_port(f"unix:{tmp_path}/component.sock")
-        await manager.start()
+        runtime, manager = await _manager(tmp_path)
         provider = await _provider(runtime)
-        ctx = ComponentContext(StartupInfo(moniker="/client", instance_id="id", token="t",
-                                           component_address=f"unix:{tmp_path}/component.sock"))
+        ctx = _client(tmp_path)
         try:
             channel = await ctx.connect("echo.Echo")
             assert await channel.unary_unary("/echo.Echo/Echo")(b"a", timeout=T) == b"run 1: a"
@@ -197,16 +208,11 @@ def test_a_call_whose_provider_dies_mid_call_is_not_repeated(tmp_path):
     import sys
 
     async def body():
-        runtime = _Runtime(f"unix:{tmp_path}/provider.sock")
-        manager = grpc.aio.server()
-        pb_grpc.add_ComponentRuntimeServicer_to_server(runtime, manager)
-        manager.add_insecure_port(f"unix:{tmp_path}/component.sock")
-        await manager.start()
+        runtime, manager = await _manager(tmp_path)
         ran = tmp_path / "ran"
         provider = subprocess.Popen([sys.executable, "-c", _DYING_PROVIDER, runtime.address, runtime.key.hex(),
                                      str(ran)], stdout=subprocess.PIPE)
-        ctx = ComponentContext(StartupInfo(moniker="/client", instance_id="id", token="t",
-                                           component_address=f"unix:{tmp_path}/component.sock"))
+        ctx = _client(tmp_path)
         try:
             assert provider.stdout.readline() == b"serving\n"
             channel = await ctx.connect("echo.Echo")
