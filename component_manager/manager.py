@@ -21,10 +21,12 @@ import os
 import signal
 from pathlib import Path
 
+from . import actions
 from .api.relay import make_non_dumpable
 from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
 from .errors import CmError
 from .model.model import Model
+from .model.reasons import START_ROOT, StopReason
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -72,16 +74,17 @@ class Manager:
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
-            self.model.boot()
+            actions.boot(self.model)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
-            await self.model.start_root()
+            await actions.start(self.model, self.model.root, START_ROOT)
             if on_ready is not None:
                 on_ready()
             await self._shutdown_requested.wait()
             log.info("shutting down")
-            await self.model.shutdown()
+            await actions.shutdown(self.model, self.model.root, StopReason.SYSTEM_SHUTDOWN)
+            await self.model.close()
         finally:
             if servers is not None:
                 await servers.stop(grace=0.5)

@@ -1,0 +1,29 @@
+"""Actions: the only code that changes the model. One module per verb; each takes an
+``ActionContext`` (``context.py``), which ``model.Model`` provides. ``api/``, ``manager.py``
+and the model-tier tests call these; nothing else changes state.
+
+    boot            rebuild the tree from the store, recover what a dead manager left
+    resolve         fetch and verify a manifest, add the static children
+    start           run the program and wait until it serves (lazy: on a capability request)
+    stop            end the program, children first; the instance stays
+    shutdown        stop for good (manager shutdown, the first step of destroy)
+    destroy         shutdown, then remove children, storage and records
+    create_child    add a dynamic child
+    open_capability route a capability, start its provider, grant the client
+    request_stop    a program asks to stop (idle or done)
+    delete_storage  empty a stopped instance's storage
+"""
+
+from .boot import boot
+from .create import create_child
+from .destroy import destroy
+from .open import FRAMEWORK_PROTOCOLS, Opened, open_capability
+from .resolve import RoutingView, resolve
+from .shutdown import shutdown
+from .start import mark_serving, start
+from .stop import request_stop, stop
+from .storage import delete_storage
+
+__all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
+           "destroy", "mark_serving", "open_capability", "request_stop", "resolve", "shutdown",
+           "start", "stop"]

@@ -17,82 +17,85 @@ import asyncio
 import functools
 import logging
 import secrets
+import signal
 import time
 
 from ..errors import CmError, InvalidRequest, RouteError, StartError, StorageError
 from ..grants import new_key
+from ..model.action_set import ActionKind
 from ..model.config import config_values
 from ..model.instance import Run
-from ..model.reasons import START_EAGER
+from ..model.reasons import START_EAGER, StopReason, StopRecord
 from ..model.states import State, transition
+from ..routing.route import route_use
 from ..runners import get_runner
 from ..runners.base import LaunchSpec
 from ..runners.startup import StartupInfo
-from .set import ActionKind
+from .context import ActionContext
+from .resolve import RoutingView, resolve
+from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
 
 __all__ = ["mark_serving", "start"]
 
 
-async def start(model, inst, reason: str) -> bool:
+async def start(ctx: ActionContext, inst, reason: str) -> bool:
     """Start ``inst``; join a start in flight. Returns True if it was already running.
 
     Raises StartError, ConfigError, UrlError (resolution), InvalidRequest (shut down).
     """
-    was_running = await inst.actions.register(ActionKind.START, lambda: _start(model, inst, reason))
+    was_running = await inst.actions.register(ActionKind.START, lambda: _start(ctx, inst, reason))
     if not was_running:
-        _start_eager_children(model, inst)
+        _start_eager_children(ctx, inst)
     return was_running
 
 
-async def _start(model, inst, reason: str) -> bool:
+async def _start(ctx: ActionContext, inst, reason: str) -> bool:
     if inst.state is State.STARTED:
         return True
     if inst.state in (State.SHUTDOWN, State.DESTROYED):
         raise InvalidRequest(str(inst.moniker), f"is {inst.state.value}; it cannot start again")
     if inst.parent is not None and inst.parent.state is not State.STARTED:
-        await model.start(inst.parent, f"parent of '{inst.moniker}', which is starting")
-    model.resolve(inst)
+        await start(ctx, inst.parent, f"parent of '{inst.moniker}', which is starting")
+    resolve(ctx, inst)
     if inst.decl.program is None:
         inst.run = Run(token="", grant_key=b"", serve_address="", start_reason=reason)
         transition(inst, State.STARTED)  # resolved -> started
-        await model.record_start(inst, reason, 0)
+        await ctx.record_start(inst, reason, 0)
         return False
-    config = config_values(model, inst)
-    storage = _prepare_storage(model, inst)
-    for hook in model.pre_start_hooks:
+    config = config_values(RoutingView(ctx), inst)
+    storage = _prepare_storage(ctx, inst)
+    for hook in ctx.pre_start_hooks:
         await hook(inst)
-    await _launch(model, inst, reason, storage, config)
+    await _launch(ctx, inst, reason, storage, config)
     return False
 
 
-def _prepare_storage(model, inst) -> dict[str, str]:
-    from ..routing.route import route_use
-
+def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
     paths = {}
     for use in inst.decl.uses:
         if use.kind != "storage":
             continue
         try:
-            result = route_use(model.view, inst.moniker, use)
+            result = route_use(RoutingView(ctx), inst.moniker, use)
         except RouteError as e:
             raise StartError(str(inst.moniker), str(e)) from None
         if result.status != "ok":
             continue
         try:
-            paths[use.target_name] = str(model.areas.create(inst.instance_id, use.target_name))
+            paths[use.target_name] = str(ctx.areas.create(inst.instance_id, use.target_name))
         except OSError as e:
             raise StorageError(str(inst.moniker), use.target_name, e.strerror or str(e)) from None
     return paths
 
 
-async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> None:
+async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config) -> None:
     program = inst.decl.program
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
     serve_address = ""
     if protocols or program.stop_event == "notify":
-        serve_path = model.socket_path(inst)
+        serve_path = ctx.socket_path(inst)
         serve_path.unlink(missing_ok=True)  # a socket an earlier run left behind
         serve_address = f"unix:{serve_path}"
     run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,
@@ -101,38 +104,38 @@ async def _launch(model, inst, reason: str, storage: dict[str, str], config) -> 
     run.serving = asyncio.get_running_loop().create_future()
     startup = StartupInfo(
         moniker=str(inst.moniker), instance_id=inst.instance_id,
-        component_address=model.component_address, token=run.token,
+        component_address=ctx.component_address, token=run.token,
         serve_address=run.serve_address, grant_key=run.grant_key.hex(), protocols=protocols,
         storage=storage, stop_event=program.stop_event, ready=program.ready,
         idle_timeout_ms=program.idle_timeout_ms,
     )
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
-                      model.log_path(inst), startup,
+                      ctx.log_path(inst), startup,
                       on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
-    model.tokens[run.token] = (inst, run)
+    ctx.tokens[run.token] = (inst, run)
     stored = None  # the start's records, committed while the program gets ready
     try:
         run.program = await get_runner(program.runner).launch(spec)
         if program.ready == "serving":
-            stored = model.store_start(inst, reason, run.pid, run.program.identity, run.started_at)
+            stored = ctx.store_start(inst, reason, run.pid, run.program.identity, run.started_at)
             await _wait_serving(inst, run, program.start_timeout_ms / 1000)
             await stored
             inst.run = run
             transition(inst, State.STARTED)  # resolved -> started
-            model.events.publish("started", inst, reason=reason)
+            ctx.events.publish("started", inst, reason=reason)
         else:
             inst.run = run
             transition(inst, State.STARTED)  # resolved -> started
-            await model.record_start(inst, reason, run.pid, run.program.identity, run.started_at)
+            await ctx.record_start(inst, reason, run.pid, run.program.identity, run.started_at)
     except BaseException as e:
         if stored is not None:
             stored.add_done_callback(_ignore_outcome)  # the stop record _abandon writes follows it
         if inst.run is run:  # its start record could not be stored: it does not count
             inst.run = None
             transition(inst, State.RESOLVED)  # started -> resolved
-        await _abandon(model, inst, run, e)
+        await _abandon(ctx, inst, run, e)
         raise
-    model.owner.spawn(_watch_exit(model, inst, run), f"watch {inst.moniker}")
+    ctx.owner.spawn(_watch_exit(ctx, inst, run), f"watch {inst.moniker}")
 
 
 def _ignore_outcome(future: asyncio.Future) -> None:
@@ -162,11 +165,9 @@ async def _wait_serving(inst, run: Run, timeout: float) -> None:
     raise StartError(str(inst.moniker), f"the program was not serving within {timeout:g}s (start_timeout)")
 
 
-async def _abandon(model, inst, run: Run, error: BaseException) -> None:
+async def _abandon(ctx: ActionContext, inst, run: Run, error: BaseException) -> None:
     """Undo a failed or aborted start: kill the program, record why, forget the run."""
-    import signal
-
-    model.tokens.pop(run.token, None)
+    ctx.tokens.pop(run.token, None)
     status = None
     if run.program is not None:
         run.program.signal_group(signal.SIGKILL)
@@ -174,35 +175,32 @@ async def _abandon(model, inst, run: Run, error: BaseException) -> None:
     detail = str(error) if isinstance(error, CmError) else (
         "aborted by a stop" if isinstance(error, asyncio.CancelledError) else f"{type(error).__name__}: {error}")
     if run.program is not None:
-        await model.record_stop(inst, model.failed_start_record(
+        await ctx.record_stop(inst, StopRecord.start_failed(
             status, time.monotonic() - run.started_monotonic, detail))
 
 
-async def _watch_exit(model, inst, run: Run) -> None:
+async def _watch_exit(ctx: ActionContext, inst, run: Run) -> None:
     """A program that ends by itself is stopped as exited (with its code) or crashed."""
-    from ..model.reasons import StopReason
-    from . import stop as stop_action
-
     status = await run.program.wait()
     if run.stopping or inst.run is not run:
         return
     unknown = status.exit_code is None and status.signal is None  # its end was seen, not how
     reason = StopReason.CRASHED if status.signal or unknown else StopReason.EXITED
     try:
-        await stop_action.stop(model, inst, reason)
+        await stop(ctx, inst, reason)
     except CmError as e:
         log.warning("recording the end of %s: %s", inst.moniker, e)
 
 
-def _start_eager_children(model, inst) -> None:
+def _start_eager_children(ctx: ActionContext, inst) -> None:
     for child in list(inst.children.values()):
         decl = inst.decl.child(child.moniker.leaf.name) if not child.is_dynamic else None
         if decl is not None and decl.startup == "eager":
-            model.owner.spawn(_start_quietly(model, child), f"eager start {child.moniker}")
+            ctx.owner.spawn(_start_quietly(ctx, child), f"eager start {child.moniker}")
 
 
-async def _start_quietly(model, inst) -> None:
+async def _start_quietly(ctx: ActionContext, inst) -> None:
     try:
-        await model.start(inst, START_EAGER)
+        await start(ctx, inst, START_EAGER)
     except CmError as e:
         log.warning("eager start of %s failed: %s", inst.moniker, e)

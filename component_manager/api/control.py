@@ -1,17 +1,20 @@
 """The manager's control API: LifecycleController, Realm, RealmQuery and EventStream.
 
-Thin: each method parses the request, asks the model, and turns instances into messages.
-Errors go through ``status.reports_errors``.
+Thin: each method parses the request, finds the instance, calls an action (``actions/``),
+and turns instances and plans into messages. Errors go through ``status.reports_errors``.
 """
 
 from __future__ import annotations
 
 import json
 
+from .. import actions
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
-from ..errors import InvalidRequest, RouteError
-from ..model.reasons import START_REQUESTED, StopReason
+from ..errors import RouteError
+from ..model.reasons import START_REQUESTED, StopReason, StopRecord
+from ..routing.report import plan_reports
+from ..routing.route import route_use
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -26,20 +29,20 @@ def _summary_fields(inst) -> dict:
     list of 100,000 in a third of the time separate messages take."""
     fields = {"moniker": inst.moniker_text, "url": inst.url, "instance_id": inst.instance_id,
               "state": inst.state.value, "execution_state": inst.execution_state.value,
-              "incarnation": inst.incarnation}
+              "incarnation": inst.incarnation, "status": inst.status.value}
     if inst.run is not None:
         fields["pid"] = inst.run.pid
     if inst.last_stop is not None:
-        fields["last_stop_reason"] = inst.last_stop.reason
-        fields["last_stop_disposition"] = inst.last_stop.disposition
+        fields["last_stop_reason"] = inst.last_stop.reason.value
+        fields["last_stop_disposition"] = inst.last_stop.disposition.value
     return fields
 
 
 def stop_record(record) -> pb.StopRecord:
     return pb.StopRecord(
-        reason=record.reason, disposition=record.disposition, exit_code=record.exit_code,
+        reason=record.reason.value, disposition=record.disposition.value, exit_code=record.exit_code,
         signal=record.signal, run_time_s=record.run_time_s, stopped_at=record.stopped_at,
-        detail=record.detail,
+        detail=record.detail, failed=record.failed,
     )
 
 
@@ -73,11 +76,9 @@ def details(model, inst) -> pb.InstanceDetails:
 
 
 def _use_info(model, inst, use) -> pb.UseInfo:
-    from ..routing.route import route_use
-
     info = pb.UseInfo(kind=use.kind, name=use.target_name)
     try:
-        result = route_use(model.view, inst.moniker, use)
+        result = route_use(actions.RoutingView(model), inst.moniker, use)
         info.route_status = result.status
         info.source = str(result.source_moniker) if result.source_moniker is not None else "void"
     except RouteError as e:
@@ -109,19 +110,19 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def Resolve(self, request, context):
         inst = self.model.find(request.moniker)
-        self.model.resolve(inst)
+        actions.resolve(self.model, inst)
         return summary(inst)
 
     @reports_errors
     async def Start(self, request, context):
         inst = self.model.find(request.moniker)
-        was_running = await self.model.start(inst, START_REQUESTED)
+        was_running = await actions.start(self.model, inst, START_REQUESTED)
         return pb.StartReply(instance=summary(inst), was_running=was_running)
 
     @reports_errors
     async def Stop(self, request, context):
         inst = self.model.find(request.moniker)
-        record = await self.model.stop(inst, StopReason.REQUESTED)
+        record = await actions.stop(self.model, inst, StopReason.REQUESTED)
         reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
         if record is not None:
             reply.stop.CopyFrom(stop_record(record))
@@ -130,20 +131,14 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def Destroy(self, request, context):
         inst = self.model.find(request.moniker)
-        await self.model.destroy(inst)
+        await actions.destroy(self.model, inst)
         return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
 
     @reports_errors
     async def DeleteStorage(self, request, context):
-        from ..actions.set import ActionKind
-
         inst = self.model.find(request.moniker)
-        # No await from the check to the delete: a start cannot slip in between.
-        if inst.run is not None or inst.actions.in_flight(ActionKind.START):
-            raise InvalidRequest(str(inst.moniker), "is running; stop it before deleting its storage")
         deleted = storage_infos(self.model, inst)
-        self.model.areas.delete(inst.instance_id)
-        await self.model.events.record("storage_deleted", inst, detail=", ".join(a.name for a in deleted))
+        await actions.delete_storage(self.model, inst, [a.name for a in deleted])
         return pb.DeleteStorageReply(moniker=str(inst.moniker), instance_id=inst.instance_id, deleted=deleted)
 
 
@@ -153,7 +148,7 @@ class RealmServicer(pb_grpc.RealmServicer):
 
     @reports_errors
     async def CreateChild(self, request, context):
-        child = await self.model.create_child(request.parent, request.collection, request.name,
+        child = await actions.create_child(self.model, request.parent, request.collection, request.name,
                                               request.url, start=request.start)
         return summary(child)
 
@@ -161,7 +156,7 @@ class RealmServicer(pb_grpc.RealmServicer):
     async def DestroyChild(self, request, context):
         parent = self.model.find(request.parent)
         inst = self.model.find(parent.moniker.child(request.name, request.collection or None))
-        await self.model.destroy(inst)
+        await actions.destroy(self.model, inst)
         return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
 
     @reports_errors
@@ -189,11 +184,10 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
 
     @reports_errors
     async def Route(self, request, context):
-        from ..routing.report import route_reports
-
         inst = self.model.find(request.moniker)
-        self.model.resolve(inst)
-        return pb.RouteReply(routes=route_reports(self.model, inst, request.capability))
+        actions.resolve(self.model, inst)
+        reports = plan_reports(actions.RoutingView(self.model), inst.moniker, inst.decl, request.capability)
+        return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 
 class EventStreamServicer(pb_grpc.EventStreamServicer):
@@ -216,10 +210,14 @@ class EventStreamServicer(pb_grpc.EventStreamServicer):
                     yield event_message(event)
 
 
+def route_report(report: dict) -> pb.RouteReport:
+    return pb.RouteReport(**{**report, "hops": [pb.RouteHop(**h) for h in report["hops"]]})
+
+
 def event_message(event: dict) -> pb.Event:
     message = pb.Event(seq=event["seq"], timestamp=event["timestamp"], type=event["type"],
                        moniker=event["moniker"], instance_id=event["instance_id"],
                        reason=event.get("reason", ""), detail=event.get("detail", ""))
     if event.get("stop"):
-        message.stop.CopyFrom(pb.StopRecord(**{k: v for k, v in event["stop"].items() if v is not None}))
+        message.stop.CopyFrom(stop_record(StopRecord.from_dict(event["stop"])))
     return message

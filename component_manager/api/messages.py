@@ -11,7 +11,7 @@ def summary_dict(s) -> dict:
     return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
             "execution_state": s.execution_state, "incarnation": s.incarnation,
             "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
-            "last_stop_disposition": s.last_stop_disposition or None}
+            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status}
 
 
 def show_dict(d) -> dict:
@@ -48,7 +48,8 @@ def stop_dict(stop) -> dict:
     return {"reason": stop.reason, "disposition": stop.disposition,
             "exit_code": stop.exit_code if stop.HasField("exit_code") else None,
             "signal": stop.signal if stop.HasField("signal") else None,
-            "run_time_s": stop.run_time_s, "stopped_at": stop.stopped_at, "detail": stop.detail}
+            "run_time_s": stop.run_time_s, "stopped_at": stop.stopped_at, "detail": stop.detail,
+            "failed": stop.failed}
 
 
 def event_dict(event) -> dict:

@@ -30,7 +30,7 @@ A component that needs the control API gets it by routing, not through this sock
 of ``component_manager.v1.RealmQuery`` (or ``LifecycleController``, ``Realm``,
 ``EventStream``) ``from: "framework"`` is answered by Connect with the address of the
 *framework* server, which serves the same services but refuses any call without a grant
-for that very service (see ``routing/connect.py``).
+for that very service (see ``actions/open.py``).
 
 Limits, honestly:
 

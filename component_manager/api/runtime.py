@@ -8,14 +8,11 @@ is refused.
 from __future__ import annotations
 
 import json
-import time
 
+from .. import actions
 from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
-from ..actions.start import mark_serving
 from ..errors import AccessDenied
-from ..model.reasons import StopReason
-from ..routing.connect import open_capability
 from .status import reports_errors
 
 __all__ = ["RuntimeServicer"]
@@ -37,13 +34,13 @@ class RuntimeServicer(pb_grpc.ComponentRuntimeServicer):
     @reports_errors
     async def ReportServing(self, request, context):
         _inst, run = self._caller(context)
-        mark_serving(run)
+        actions.mark_serving(run)
         return pb.ReportServingReply()
 
     @reports_errors
     async def Connect(self, request, context):
         inst, _run = self._caller(context)
-        opened = await open_capability(self.model, inst, request.capability)
+        opened = await actions.open_capability(self.model, inst, request.capability)
         return pb.ConnectReply(kind=opened.kind, address=opened.address, grant=opened.grant,
                                path=opened.path, value_json=opened.value_json,
                                provider=opened.provider)
@@ -51,19 +48,8 @@ class RuntimeServicer(pb_grpc.ComponentRuntimeServicer):
     @reports_errors
     async def RequestStop(self, request, context):
         inst, run = self._caller(context)
-        if inst.run is not run:
-            return pb.RequestStopReply(accepted=False, why_not="not started yet")
-        if request.reason == "idle":
-            idle_s = inst.decl.program.idle_timeout_ms / 1000
-            since_connect = time.monotonic() - run.last_connect
-            if run.last_connect and since_connect < idle_s:
-                return pb.RequestStopReply(accepted=False,
-                                           why_not=f"a client connected {since_connect:.1f}s ago")
-            reason = StopReason.IDLE
-        else:
-            reason = StopReason.REQUESTED
-        self.model.owner.spawn(self.model.stop(inst, reason), f"stop {inst.moniker} ({reason})")
-        return pb.RequestStopReply(accepted=True)
+        why_not = actions.request_stop(self.model, inst, run, idle=request.reason == "idle")
+        return pb.RequestStopReply(accepted=not why_not, why_not=why_not)
 
     @reports_errors
     async def GetConfig(self, request, context):

@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .. import grants
+from ..grant_guard import ActivityTracker, GrantInterceptor
 from .._generated import component_pb2_grpc, manager_pb2, manager_pb2_grpc
 from .control import EventStreamServicer, LifecycleServicer, RealmQueryServicer, RealmServicer
 from .relay import ControlRelay, HiddenSocket
@@ -94,8 +95,6 @@ async def start_servers(model, state_dir: Path) -> Servers:
         control)
     hidden = HiddenSocket()
     control.add_insecure_port(hidden.bind_address)
-
-    from ..sdk._server import ActivityTracker, GrantInterceptor
 
     model.framework_key = grants.new_key()
     framework = grpc.aio.server(interceptors=[GrantInterceptor(model.framework_key, ActivityTracker())],

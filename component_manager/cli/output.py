@@ -4,7 +4,7 @@ Pure functions on plain dicts (the same dicts `--json` prints), so they are unit
 without a manager. Colour only when stdout is a TTY, NO_COLOR is unset and not ``--json``:
 
     paint("running", "green", enabled=True)   # "\\x1b[32mrunning\\x1b[0m"
-    state_colour({"execution_state": "running"})   # "green"
+    state_colour({"status": "failed"})   # "red"
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import os
 import sys
 import time
 
-__all__ = ["FAILED_DISPOSITIONS", "colour_enabled", "format_event", "format_route", "format_size",
+__all__ = ["colour_enabled", "format_event", "format_route", "format_size",
            "paint", "state_colour", "state_label", "table"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-FAILED_DISPOSITIONS = frozenset({"crashed", "failed"})
+_STATUS_COLOURS = {"running": "green", "paused": "yellow", "failed": "red"}
 
 
 def colour_enabled(args=None, stream=None) -> bool:
@@ -34,29 +34,15 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
     return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
 
 
-def is_failed(row: dict) -> bool:
-    """The last stop was a failure (crash, failed exit, failed start) and it is not running."""
-    return row.get("execution_state") != "running" and (
-        row.get("last_stop_disposition") in FAILED_DISPOSITIONS or row.get("last_stop_reason") == "start_failed")
-
-
 def state_colour(row: dict) -> str | None:
-    """running green, paused yellow, failed red, stopped dim."""
-    if row.get("execution_state") == "running":
-        return "green"
-    if row.get("execution_state") == "paused":
-        return "yellow"
-    return "red" if is_failed(row) else "dim"
+    """running green, paused yellow, failed red, anything else dim."""
+    return _STATUS_COLOURS.get(row.get("status", ""), "dim")
 
 
 def state_label(row: dict) -> str:
-    """One word for the list: running, paused, failed, stopped, or the lifecycle state when
-    the instance never got as far as stopped (unresolved, destroyed)."""
-    if row.get("state") in ("unresolved", "destroyed", "shutdown"):
-        return row["state"]
-    if is_failed(row):
-        return "failed"
-    return row.get("execution_state", "")
+    """The status the manager computed (running, paused, failed, stopped, or the state of an
+    instance that never got as far as stopped: unresolved, shutdown, destroyed)."""
+    return row.get("status") or row.get("execution_state", "")
 
 
 def table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None,
@@ -124,8 +110,7 @@ def format_event(event: dict, enabled: bool = False) -> str:
             outcome += f", exit {stop['exit_code']}"
         elif stop.get("signal") is not None:
             outcome += f", signal {stop['signal']}"
-        failed = stop["disposition"] in FAILED_DISPOSITIONS or stop.get("reason") == "start_failed"
-        parts.append(paint(outcome, "red" if failed else None, enabled))
+        parts.append(paint(outcome, "red" if stop.get("failed") else None, enabled))
     if event.get("detail"):
         parts.append(f"({event['detail']})")
     return "  ".join(parts)

@@ -114,8 +114,8 @@ def format_tree(rows: list[dict], colour: bool = False) -> str:
 
     def walk(row: dict, prefix: str, branch: str, name: str) -> None:
         label = state_label(row)
-        if label == "failed" and row.get("last_stop_disposition"):
-            label += f" ({row['last_stop_disposition']})"
+        if label == "failed" and row.get("last_stop_reason"):
+            label += f" ({row['last_stop_reason']})"
         lines.append(f"{prefix}{branch}{name}  {paint(label, state_colour(row), colour)}")
         kids = children.get(row["moniker"], [])
         inner = prefix + ("" if not branch else ("    " if branch.startswith("└") else "│   "))
@@ -156,10 +156,16 @@ def _show(args) -> int:
     return 0
 
 
+def _shown_status(info: dict) -> str:
+    """The status beside the state: running, paused, stopped or failed."""
+    status = info.get("status")
+    return status if status and status != info["state"] else info["execution_state"]
+
+
 def format_show(info: dict) -> str:
     lines = [f"{'Moniker':<16}{info['moniker']}", f"{'URL':<16}{info['url']}",
              f"{'Instance ID':<16}{info['instance_id']}",
-             f"{'State':<16}{info['state']} ({info['execution_state']})"]
+             f"{'State':<16}{info['state']} ({_shown_status(info)})"]
     if info["pid"]:
         uptime = time.time() - (info["started_at"] or time.time())
         lines.append(f"{'PID':<16}{info['pid']} (up {uptime:.1f}s)")

@@ -6,6 +6,7 @@ the schema. A value that is missing or of the wrong type fails the start with Co
 from __future__ import annotations
 
 from ..errors import ConfigError, RouteError
+from ..routing.route import TopologyView, route_use
 
 __all__ = ["config_values", "check_value"]
 
@@ -38,10 +39,9 @@ def check_value(type_: str, value, max_size: int = 0, element_type: str = "", ma
     return f"unknown type {type_!r}"
 
 
-def config_values(model, inst) -> dict[str, tuple[object, str]]:
-    """key -> (value, source) with source one of default, parent, capability."""
-    from ..routing.route import route_use
-
+def config_values(view: TopologyView, inst) -> dict[str, tuple[object, str]]:
+    """key -> (value, source) with source one of default, parent, capability; config
+    capabilities are routed through ``view``."""
     decl = inst.decl
     values: dict[str, tuple[object, str]] = {
         f.key: (f.default, "default") for f in decl.config if f.default is not None
@@ -53,7 +53,7 @@ def config_values(model, inst) -> dict[str, tuple[object, str]]:
         if use.kind != "config":
             continue
         try:
-            result = route_use(model.view, inst.moniker, use)
+            result = route_use(view, inst.moniker, use)
         except RouteError as e:
             raise ConfigError(str(inst.moniker), use.key or use.target_name, str(e)) from None
         if result.capability is not None:

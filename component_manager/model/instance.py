@@ -17,7 +17,8 @@ from pathlib import Path
 from ..manifest.decl import ComponentDecl
 from ..moniker import Moniker
 from ..runners.base import Program
-from .reasons import StopRecord
+from .action_set import ActionSet, TaskOwner
+from .reasons import Status, StopRecord, status_of
 from .states import ExecutionState, State
 
 __all__ = ["Instance", "Run", "new_instance_id"]
@@ -58,9 +59,8 @@ class Instance:
     )
 
     def __init__(self, moniker: Moniker, parent: Instance | None, url: str, instance_id: str,
-                 incarnation: int = 0, collection: str | None = None, moniker_text: str = ""):
-        from ..actions.set import ActionSet
-
+                 owner: TaskOwner, incarnation: int = 0, collection: str | None = None,
+                 moniker_text: str = ""):
         self.moniker = moniker
         self.moniker_text = moniker_text or str(moniker)  # formatted once: lists, events, keys
         self.parent = parent
@@ -75,7 +75,7 @@ class Instance:
         self.run: Run | None = None
         self.last_start: dict | None = None
         self.last_stop: StopRecord | None = None
-        self.actions = ActionSet(self)
+        self.actions = ActionSet(self, owner)
 
     def __repr__(self) -> str:
         return f"<Instance {self.moniker} {self.state.value}>"
@@ -89,6 +89,10 @@ class Instance:
         if self.run is None:
             return ExecutionState.STOPPED
         return ExecutionState.PAUSED if self.run.paused else ExecutionState.RUNNING
+
+    @property
+    def status(self) -> Status:
+        return status_of(self.state, self.execution_state, self.last_stop)
 
     @property
     def durability(self) -> str:

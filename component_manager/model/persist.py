@@ -1,24 +1,12 @@
-"""Instance <-> stored record, in one place, and recovery of programs a dead manager left.
-
-Recovery: the store lists every program that was running (pid, process group, start time,
-boot id). Any of those still alive belongs to a manager that died; it is stopped (its
-whole process group killed) and its stop is recorded, so nothing is left orphaned and the
-instance can start afresh.
-"""
+"""Instance <-> stored record, in one place: the instance record and, while its program
+runs, the process record that lets a later manager find the program (``actions/boot.py``)."""
 
 from __future__ import annotations
 
-import logging
-import time
-
-from ..runners import procinfo
 from ..runners.base import ProcessIdentity
 from ..storage.topology import InstanceRecord, ProcessRecord
-from .reasons import Disposition, StopReason, StopRecord
 
-log = logging.getLogger("component_manager.model")
-
-__all__ = ["load", "load_all", "recover_processes", "save", "save_process", "forget_process"]
+__all__ = ["load", "load_all", "save", "save_process", "forget_process"]
 
 
 def save(writer, inst) -> None:
@@ -49,19 +37,3 @@ def save_process(writer, inst, identity: ProcessIdentity, started_at: float) -> 
 
 def forget_process(writer, inst) -> None:
     writer.delete_process(inst.instance_id)
-
-
-def recover_processes(model) -> None:
-    for record in list(model.store.all_processes()):
-        identity = ProcessIdentity(record.pid, record.pgid, record.start_ticks, record.boot_id)
-        killed = procinfo.kill_group(identity)
-        inst = model.index.get(record.moniker)
-        if inst is not None and inst.instance_id == record.instance_id and killed:
-            run_time = max(0.0, time.time() - record.started_at)
-            stop = StopRecord(StopReason.SYSTEM_SHUTDOWN.value, Disposition.KILLED.value,
-                              None, 9, run_time, time.time(),
-                              "left running by a manager that died; stopped at recovery")
-            model.record_stop_now(inst, stop)
-        if killed:
-            log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
-        model.store.delete_process(record.instance_id)

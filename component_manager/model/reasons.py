@@ -1,18 +1,26 @@
-"""Why programs start and stop, and the record of how a stop went.
+"""Why programs start and stop, the record of how a stop went, and the status a person sees.
 
-Every stop has a reason (DESIGN.md section 2) and a disposition: ``stopped`` (it ended when
+Every stop has a reason (``StopReason``) and a disposition: ``stopped`` (it ended when
 asked, or ended by itself with an exit code), ``killed`` (ended by a signal: SIGKILL from us
 without a grace period, or a crash), ``killed_after_timeout`` (it did not end within its
 ``stop_timeout`` and was signalled). Start reasons are free text with fixed shapes, e.g.
 ``'/core/client' requested capability 'echo.Echo'``.
+
+``status_of`` is the one place that turns a state and a last stop into what `cm list`,
+`cm tree` and `cm show` print. Example: a program killed by SIGSEGV is stopped with
+``StopRecord(StopReason.CRASHED, Disposition.KILLED, signal=11)``; while it is not running,
+``status_of(State.RESOLVED, ExecutionState.STOPPED, record)`` is ``Status.FAILED``.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import dataclass
 
-__all__ = ["Disposition", "StopReason", "StopRecord", "capability_start_reason"]
+from .states import ExecutionState, State
+
+__all__ = ["Disposition", "Status", "StopReason", "StopRecord", "capability_start_reason", "status_of"]
 
 
 class StopReason(enum.StrEnum):
@@ -42,22 +50,70 @@ class Disposition(enum.StrEnum):
     KILLED_AFTER_TIMEOUT = "killed_after_timeout"
 
 
+# Reasons that mean the program failed, whatever its exit; an exit is a failure when non-zero.
+FAILURES = frozenset({StopReason.CRASHED, StopReason.START_FAILED, StopReason.HEALTH_CHECK_FAILED,
+                      StopReason.RESOURCE_LIMIT})
+
+
 @dataclass(frozen=True, slots=True)
 class StopRecord:
-    reason: str
-    disposition: str
+    reason: StopReason
+    disposition: Disposition
     exit_code: int | None = None
     signal: int | None = None
     run_time_s: float = 0.0
     stopped_at: float = 0.0
     detail: str = ""
 
+    @property
+    def failed(self) -> bool:
+        """The program failed: it crashed, exited non-zero, or could not start or keep going."""
+        return self.reason in FAILURES or (self.reason is StopReason.EXITED and self.exit_code != 0)
+
+    @classmethod
+    def start_failed(cls, status, run_time: float, detail: str) -> StopRecord:
+        """A start that failed after launching: ``status`` is how the program ended (or None)."""
+        signal = status.signal if status else None
+        return cls(StopReason.START_FAILED, Disposition.KILLED if signal else Disposition.STOPPED,
+                   status.exit_code if status else None, signal, run_time, time.time(), detail)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"reason": self.reason.value, "disposition": self.disposition.value,
+                "exit_code": self.exit_code, "signal": self.signal, "run_time_s": self.run_time_s,
+                "stopped_at": self.stopped_at, "detail": self.detail}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> StopRecord | None:
-        return cls(**raw) if raw else None
+        if not raw:
+            return None
+        return cls(**{**raw, "reason": StopReason(raw["reason"]),
+                      "disposition": Disposition(raw["disposition"])})
+
+
+class Status(enum.StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    UNRESOLVED = "unresolved"
+    SHUTDOWN = "shutdown"
+    DESTROYED = "destroyed"
+
+
+_STATE_SHOWN = {State.UNRESOLVED: Status.UNRESOLVED, State.SHUTDOWN: Status.SHUTDOWN,
+                State.DESTROYED: Status.DESTROYED}
+
+
+def status_of(state: State, execution: ExecutionState, last_stop: StopRecord | None) -> Status:
+    """What a person sees: running, paused, failed (its last run failed), stopped; or the
+    lifecycle state of an instance that never got as far as stopped."""
+    if execution is ExecutionState.RUNNING:
+        return Status.RUNNING
+    if execution is ExecutionState.PAUSED:
+        return Status.PAUSED
+    if state in _STATE_SHOWN:
+        return _STATE_SHOWN[state]
+    return Status.FAILED if last_stop is not None and last_stop.failed else Status.STOPPED
 
 
 START_REQUESTED = "requested via the API (cm start)"

@@ -2,7 +2,7 @@
 provider, with the hops and where the walk broke.
 
 A report never raises for a broken route: the break is the answer. Example, for
-``/echo_client`` in the example realm, ``route_reports(model, inst, "echo.Echo")`` is one
+``/echo_client`` in the example realm, ``plan_reports(view, moniker, decl, "echo.Echo")`` is one
 RouteReport: direction "use", status "ok", source_moniker "/echo_server", hops::
 
     use      /echo_client  echo.Echo  protocol from parent
@@ -10,34 +10,21 @@ RouteReport: direction "use", status "ok", source_moniker "/echo_server", hops::
     expose   /echo_server  echo.Echo  from self
     declare  /echo_server  echo.Echo  protocol
 
-``plan_reports`` is the pure part (plain data in, plain dicts out, no event loop);
-``route_reports`` turns its dicts into RouteReport messages.
+Pure: plain data in, plain dicts out, no event loop; ``api/`` turns the dicts into
+RouteReport messages.
 """
 
 from __future__ import annotations
 
 from ..errors import RouteError
+from .route import route_expose, route_use
 
-__all__ = ["plan_reports", "route_reports"]
-
-
-def route_reports(model, inst, capability: str = "") -> list:
-    """RouteReport messages for ``inst`` (resolved), all or only those named ``capability``.
-
-    Raises RouteError when ``capability`` is given and the instance neither uses nor
-    exposes anything of that name.
-    """
-    from .._generated import manager_pb2 as pb
-
-    reports = plan_reports(model.view, inst.moniker, inst.decl, capability)
-    return [pb.RouteReport(**{**r, "hops": [pb.RouteHop(**h) for h in r["hops"]]}) for r in reports]
+__all__ = ["plan_reports"]
 
 
 def plan_reports(view, moniker, decl, capability: str = "") -> list[dict]:
     """One dict per use and expose of ``decl`` (declared by ``moniker``): kind, capability,
     direction, status (ok | unavailable | broken), error, source_moniker, hops."""
-    from .route import route_expose, route_use
-
     reports = []
     for use in decl.uses if decl is not None else ():
         name = use.target_name or use.source_name

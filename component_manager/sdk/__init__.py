@@ -28,6 +28,6 @@ handler runs. Inside a handler, ``sdk.current_client()`` is the caller's moniker
 from __future__ import annotations
 
 from ._context import ComponentContext, run, run_async
-from ._server import current_client
+from ..grant_guard import current_client
 
 __all__ = ["ComponentContext", "current_client", "run", "run_async"]

@@ -16,7 +16,7 @@ import grpc
 from .. import grants
 from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
-from ._server import GRANT_WIRE_KEYS
+from ..grant_guard import GRANT_WIRE_KEYS
 
 __all__ = ["GrantChannel", "RuntimeClient", "TOKEN_METADATA", "grant_channel"]
 

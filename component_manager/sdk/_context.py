@@ -32,7 +32,7 @@ from .._generated import component_pb2_grpc as pb_grpc
 from ..errors import StorageError
 from ..runners.startup import SERVING, StartupInfo, inherited_startup
 from ._client import GrantChannel, RuntimeClient
-from ._server import ActivityTracker, GrantGuard
+from ..grant_guard import ActivityTracker, GrantGuard
 
 __all__ = ["ComponentContext", "run", "run_async"]
 

@@ -9,7 +9,7 @@ What is enforced, and where:
 * a provider refuses every call without a grant the manager issued for this run of it, for
   this client and for the called service (the SDK, ``grants.py``);
 * Connect answers only for capabilities the caller uses and that are routed to it
-  (``routing/connect.py``); ComponentRuntime only for the token of a running program;
+  (``actions/open.py``); ComponentRuntime only for the token of a running program;
 * the control API (``manager.sock``) refuses connections from component programs
   (``api/relay.py``: SO_PEERCRED, session and ancestry); a component reaches a control
   service only when it is routed to it ``from: "framework"``, with a grant for that service;

@@ -99,6 +99,24 @@ def test_stop_dispositions(manager_dir):
         assert manager.show("/crashes")["last_stop"]["reason"] == "crashed"
 
 
+def test_list_tree_and_show_say_failed_for_a_crash_and_for_exit_1(manager_dir):
+    with ManagerProcess(manager_dir, root=LIFECYCLE_REALM) as manager:
+        with manager.events() as events:
+            for moniker in ("/crashes", "/exits_1"):
+                manager.cm("start", moniker)
+                events.wait_for(type="stopped", moniker=moniker)
+        manager.cm("start", "/handles_stop")
+        manager.cm("stop", "/handles_stop")
+        rows = {r["moniker"]: r for r in manager.cm_json("list")}
+        assert (rows["/crashes"]["status"], rows["/exits_1"]["status"]) == ("failed", "failed")
+        assert rows["/handles_stop"]["status"] == "stopped"
+        listed = {line.split()[0]: line.split()[1] for line in manager.cm("list").stdout.splitlines()[1:]}
+        assert (listed["/crashes"], listed["/exits_1"], listed["/handles_stop"]) == ("failed", "failed", "stopped")
+        tree = manager.cm("tree").stdout
+        assert "crashes  failed (crashed)" in tree and "exits_1  failed (exited)" in tree
+        assert "(failed)" in manager.cm("show", "/exits_1").stdout
+
+
 def test_a_stop_aborts_a_start_in_flight_and_kills_what_it_launched(manager_dir):
     with ManagerProcess(manager_dir, root=LIFECYCLE_REALM) as manager, ThreadPoolExecutor(1) as pool:
         starting = pool.submit(manager.cm, "start", "/never_serves", check=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from component_manager import actions
 from component_manager.model.model import Model
 from component_manager.model.resolver import ResolvedComponent
 
@@ -38,7 +39,7 @@ def make_model():
         model = Model(state_dir, f"file:///decls/{root}")
         model.resolver = DeclResolver(decls, state_dir)
         models.append(model)
-        model.boot()
+        actions.boot(model)
         return model
 
     yield make

@@ -9,3 +9,4 @@ async def run_forever(startup) -> None:
 
 async def fail_fast(startup) -> None:
     raise RuntimeError("fails on purpose")
+

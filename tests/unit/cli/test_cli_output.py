@@ -80,23 +80,28 @@ def test_colour_only_on_a_tty_without_no_color_and_never_for_json(monkeypatch):
     assert not output.colour_enabled(plain, Tty(True))
 
 
-def row(moniker, execution="stopped", state="resolved", disposition=None, reason=None, pid=None):
+def row(moniker, execution="stopped", state="resolved", disposition=None, reason=None, pid=None, status=None):
+    """A `cm list --json` row; ``status`` is the manager's (model.reasons.status_of, tested
+    with real crashes in tests/model and tests/integration)."""
     return {"moniker": moniker, "url": f"file://{moniker}.cml", "instance_id": "ab" * 16, "state": state,
             "execution_state": execution, "pid": pid, "last_stop_disposition": disposition,
-            "last_stop_reason": reason}
+            "last_stop_reason": reason, "status": status or (state if state != "resolved" else execution)}
+
+
+CRASHED = {"disposition": "killed", "reason": "crashed", "status": "failed"}
 
 
 def test_state_labels_and_colours():
     assert output.state_label(row("/a", "running")) == "running"
     assert output.state_colour(row("/a", "running")) == "green"
-    assert output.state_label(row("/a", disposition="crashed", reason="crashed")) == "failed"
-    assert output.state_colour(row("/a", disposition="exited", reason="start_failed")) == "red"
+    assert output.state_label(row("/a", **CRASHED)) == "failed"
+    assert output.state_colour(row("/a", disposition="stopped", reason="start_failed", status="failed")) == "red"
     assert output.state_colour(row("/a", disposition="stopped", reason="idle")) == "dim"
     assert output.state_label(row("/a", state="unresolved")) == "unresolved"
 
 
 def test_list_aligns_columns_and_colours_only_when_enabled():
-    rows = [row("/", "running", pid=10), row("/echo_server"), row("/workers:c1", disposition="crashed")]
+    rows = [row("/", "running", pid=10), row("/echo_server"), row("/workers:c1", **CRASHED)]
     text = format_list(rows)
     assert "\x1b[" not in text
     lines = text.splitlines()
@@ -107,7 +112,7 @@ def test_list_aligns_columns_and_colours_only_when_enabled():
 
 
 def test_tree_draws_branches_with_states():
-    rows = [row("/", "running"), row("/a"), row("/a/b", "running"), row("/c", disposition="crashed")]
+    rows = [row("/", "running"), row("/a"), row("/a/b", "running"), row("/c", **CRASHED)]
     assert format_tree(rows) == "\n".join([
         "/  running",
         "├── a  stopped",
@@ -143,13 +148,14 @@ def test_broken_route_marks_the_last_hop_and_says_why():
 
 def test_event_line_has_time_type_moniker_reason_and_outcome():
     event = {"seq": 3, "timestamp": 1700000000.25, "type": "stopped", "moniker": "/echo_server",
-             "reason": "idle", "stop": {"reason": "idle", "disposition": "exited", "exit_code": 0,
-                                        "signal": None, "run_time_s": 3.1}, "detail": None}
+             "reason": "idle", "stop": {"reason": "idle", "disposition": "stopped", "exit_code": 0,
+                                        "signal": None, "run_time_s": 3.1, "failed": False}, "detail": None}
     line = output.format_event(event)
-    assert line.endswith("stopped     /echo_server  idle  exited, exit 0")
+    assert line.endswith("stopped     /echo_server  idle  stopped, exit 0")
     assert ".250" in line
-    crashed = {**event, "stop": {**event["stop"], "disposition": "crashed", "exit_code": None, "signal": 9}}
-    assert "\x1b[31mcrashed, signal 9" in output.format_event(crashed, enabled=True)
+    crashed = {**event, "reason": "crashed", "stop": {**event["stop"], "reason": "crashed", "disposition": "killed",
+                                                      "exit_code": None, "signal": 11, "failed": True}}
+    assert "\x1b[31mkilled, signal 11" in output.format_event(crashed, enabled=True)
 
 
 def test_sizes():

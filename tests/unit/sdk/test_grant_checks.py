@@ -13,7 +13,7 @@ from component_manager._generated import component_pb2_grpc as pb_grpc
 from component_manager.errors import AccessDenied
 from component_manager.runners.startup import StartupInfo
 from component_manager.sdk import ComponentContext
-from component_manager.sdk._server import ActivityTracker, GrantGuard
+from component_manager.grant_guard import ActivityTracker, GrantGuard
 
 LIFECYCLE = "component_manager.runtime.v1.Lifecycle"
 T = 15
@@ -182,7 +182,7 @@ def test_a_call_with_a_stale_grant_renews_it_once_and_is_repeated(tmp_path, gap)
 _DYING_PROVIDER = """
 import asyncio, os, sys
 import grpc
-from component_manager.sdk._server import ActivityTracker, GrantGuard
+from component_manager.grant_guard import ActivityTracker, GrantGuard
 
 async def die(request, context):
     with open(sys.argv[3], "a") as ran:

@@ -1,4 +1,4 @@
-"""Open a capability for a running program: route it, start the provider, answer.
+"""Open: a running program asks for a capability: route it, start the provider, answer.
 
 This is **the** way components start: a program asks for a protocol it uses; the manager
 walks the route, starts the provider if it is not running (start reason
@@ -16,11 +16,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import grants
 from ..errors import RouteError, StartError
 from ..model.reasons import capability_start_reason
-from .route import route_use
+from ..routing.route import route_use
+from .context import ActionContext
+from .resolve import RoutingView
+from .start import start
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "open_capability"]
 
@@ -49,29 +53,29 @@ def find_use(client, name: str):
     return use
 
 
-async def open_capability(model, client, name: str) -> Opened:
+async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     """Raises RouteError (with the broken hop), StartError (the provider failed to start)."""
     use = find_use(client, name)
-    result = route_use(model.view, client.moniker, use)
+    result = route_use(RoutingView(ctx), client.moniker, use)
     if result.status != "ok":
         raise RouteError(str(client.moniker), name, [str(h) for h in result.hops],
                          "optional capability is unavailable (its route ends in void)")
     if result.source == "framework":
-        return _open_framework(model, client, use, result)
-    provider = model.find(result.source_moniker)
-    model.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
+        return _open_framework(ctx, client, use, result)
+    provider = ctx.find(result.source_moniker)
+    ctx.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
     if use.kind == "protocol":
-        return await _open_protocol(model, client, provider, name, result.source_name)
+        return await _open_protocol(ctx, client, provider, name, result.source_name)
     if use.kind == "storage":
-        return Opened("storage", str(provider.moniker), path=str(model.areas.path_for(client.instance_id, use.target_name)))
+        return Opened("storage", str(provider.moniker), path=str(ctx.areas.path_for(client.instance_id, use.target_name)))
     if use.kind == "directory":
         return Opened("directory", str(provider.moniker), path=_directory_path(provider, result))
     return Opened("config", str(provider.moniker), value_json=json.dumps(result.capability.value))
 
 
-async def _open_protocol(model, client, provider, name: str, source_name: str) -> Opened:
+async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str) -> Opened:
     if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:
-        await model.start(provider, capability_start_reason(str(client.moniker), name))  # no action
+        await start(ctx, provider, capability_start_reason(str(client.moniker), name))  # no action
     run = provider.run
     if run is None or not run.serve_address:
         raise StartError(str(provider.moniker), f"it stopped before '{name}' could be opened; try again")
@@ -80,22 +84,20 @@ async def _open_protocol(model, client, provider, name: str, source_name: str) -
     return Opened("protocol", str(provider.moniker), address=run.serve_address, grant=grant)
 
 
-def _open_framework(model, client, use, result) -> Opened:
+def _open_framework(ctx: ActionContext, client, use, result) -> Opened:
     name = result.source_name
     hops = [str(h) for h in result.hops]
     if use.kind != "protocol" or name not in FRAMEWORK_PROTOCOLS:
         raise RouteError(str(client.moniker), use.target_name, hops,
                          f"the component manager provides no {use.kind} '{name}' "
                          f"(it provides the protocols {', '.join(FRAMEWORK_PROTOCOLS)})")
-    if not model.framework_address:
+    if not ctx.framework_address:
         raise RouteError(str(client.moniker), use.target_name, hops,
                          "this manager does not serve framework protocols")
-    grant = grants.issue(model.framework_key, str(client.moniker), name)
-    return Opened("protocol", "<framework>", address=model.framework_address, grant=grant)
+    grant = grants.issue(ctx.framework_key, str(client.moniker), name)
+    return Opened("protocol", "<framework>", address=ctx.framework_address, grant=grant)
 
 
 def _directory_path(provider, result) -> str:
-    from pathlib import Path
-
     path = Path(result.capability.path)
     return str(path if path.is_absolute() else (provider.package_dir or Path.cwd()) / path)

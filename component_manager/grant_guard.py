@@ -1,4 +1,6 @@
-"""The program's gRPC server side: grant checks, calls in flight, idleness.
+"""The server side of grants: every call checked, calls in flight counted, idleness.
+
+Used by the SDK (a program's own server) and by the manager (its framework server).
 
 Every incoming call must carry a grant the manager issued for this run of this component and
 for the called service (``grants.verify`` with the run's key, capability = the gRPC service's
@@ -18,8 +20,8 @@ import time
 
 import grpc
 
-from .. import grants
-from ..errors import AccessDenied
+from . import grants
+from .errors import AccessDenied
 
 __all__ = ["ActivityTracker", "GrantGuard", "GrantInterceptor", "GRANT_WIRE_KEYS", "current_client"]
 

@@ -1,0 +1,61 @@
+"""Create: add a dynamic child ``parent/collection:name`` from a URL; durable on return.
+
+The URL is resolved first, so a bad one fails before anything exists. The child's record,
+its incarnation (one more than the last child of that name in that collection) and its
+``created`` event share one durable commit. A child of a ``single_run`` collection starts at
+once; any other starts when asked to (``start=True``) or on its first capability request.
+"""
+
+from __future__ import annotations
+
+from ..errors import CollectionNotFound, InstanceAlreadyExists, InvalidRequest
+from ..model import persist
+from ..model.instance import Instance, new_instance_id
+from ..model.reasons import START_REQUESTED, START_SINGLE_RUN
+from ..model.resolver import absolute_url
+from ..model.states import State
+from ..moniker import check_name
+from .context import ActionContext
+from .resolve import resolve
+from .start import start as start_instance
+
+__all__ = ["create_child"]
+
+
+async def create_child(ctx: ActionContext, parent_moniker: str, collection: str, name: str, url: str,
+                       start: bool = False) -> Instance:
+    """Raises InstanceNotFound, CollectionNotFound, InstanceAlreadyExists, MonikerError,
+    UrlError (the URL or its manifest), InvalidRequest (the parent is shut down), and what a
+    start raises."""
+    parent = ctx.find(parent_moniker)
+    check_name(collection, "collection name")
+    check_name(name, "child name")
+    resolve(ctx, parent)
+    if parent.state in (State.SHUTDOWN, State.DESTROYED):
+        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")
+    coll = parent.decl.collection(collection)
+    if coll is None:
+        raise CollectionNotFound(str(parent.moniker), collection)
+    moniker = parent.moniker.child(name, collection)
+    text = str(moniker)
+    if text in ctx.index or text in ctx.creating:
+        raise InstanceAlreadyExists(text)
+    full_url = absolute_url(url, parent.url)
+    ctx.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
+    batch = ctx.store.new_batch()  # one durable commit: incarnation, record, event
+    incarnation = batch.next_incarnation(parent.moniker_text, collection)
+    child = Instance(moniker, parent, full_url, new_instance_id(), ctx.owner, incarnation, collection, text)
+    persist.save(batch, child)
+    event = ctx.events.stage(batch, "created", child, detail=full_url)
+    ctx.creating.add(text)  # taken while its commit is in flight
+    try:
+        await ctx.store.commit(batch)
+    finally:
+        ctx.creating.discard(text)
+    ctx.adopt(child)
+    ctx.events.deliver(event)
+    if coll.durability == "single_run":
+        await start_instance(ctx, child, START_SINGLE_RUN)
+    elif start:
+        await start_instance(ctx, child, START_REQUESTED)
+    return child

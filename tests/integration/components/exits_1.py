@@ -1,0 +1,4 @@
+"""Exits with code 1 as soon as it runs: a program that failed by itself."""
+import sys
+
+sys.exit(1)
