@@ -9,7 +9,7 @@ collection, created through Realm.CreateChild.
   ready (it has loaded every instance from LMDB).
 
 Baselines: none of the peers holds 10,000 configured programs comparably; the figures are
-compared with the issue's targets (and with the floors in ../shared/FACTS.md).
+compared with the issue's targets (docs/performance.md, "Targets").
 """
 
 from __future__ import annotations

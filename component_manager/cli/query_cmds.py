@@ -5,8 +5,8 @@
     cm show echo_server     # everything about one instance
     cm logs counter -f      # a program's output, then what it appends
 
-Each takes ``--json``; the JSON shapes of ``show`` and ``list`` are stable (DESIGN.md
-section 6, built in api/messages.py). These are the commands people run in a loop, so each
+Each takes ``--json``; the JSON shapes of ``show`` and ``list`` are stable (docs/cli.md,
+"JSON shapes"; built in api/messages.py). These are the commands people run in a loop, so each
 is one call and imports no more than grpc, manager_pb2 and what it prints with
 (tests/integration/test_cli.py checks).
 """

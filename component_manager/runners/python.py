@@ -1,9 +1,9 @@
 """The ``python`` runner: ``<the manager's interpreter> -m <module> *args``.
 
 The interpreter is ``sys.executable`` (an absolute path), never ``python3`` from PATH: a
-shell shim there costs ~85 ms per start (FACTS.md). The package directory is prepended to
-``PYTHONPATH`` and is the working directory, so ``module: "components.echo.server"`` is
-found in the component's own package. Output is unbuffered so that ``cm logs`` shows it as
+shell shim there costs ~85 ms per start (measured on these machines). The package directory
+is prepended to ``PYTHONPATH`` and is the working directory, so
+``module: "components.echo.server"`` is found in the component's own package. Output is unbuffered so that ``cm logs`` shows it as
 it is printed (a program may set ``PYTHONUNBUFFERED`` in its ``env`` to change that).
 
 Two ways to get there, with the same result for the program:

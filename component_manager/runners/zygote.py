@@ -3,9 +3,10 @@
 A plain start (``sys.executable -m module``) spends ~100 ms starting an interpreter and
 importing grpc, protobuf and the SDK before the program does anything. The zygote is one
 interpreter that has imported all of that once and then forks a child per start (~1.5 ms,
-FACTS.md); the child becomes the program exactly as ``python -m module`` would have made it.
-It never creates a gRPC channel, server or thread before it forks (forking those is unsafe),
-and it configures nothing a program might set up itself (no logging handlers, no event loop).
+measured on these machines); the child becomes the program exactly as ``python -m module``
+would have made it. It never creates a gRPC channel, server or thread before it forks
+(forking those is unsafe), and it configures nothing a program might set up itself (no
+logging handlers, no event loop).
 
 Run as ``sys.executable -P -m component_manager.runners.zygote FD`` by the manager
 (``zygote_client.py``), FD being its end of a ``SOCK_SEQPACKET`` socketpair. One JSON

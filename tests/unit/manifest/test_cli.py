@@ -2,9 +2,12 @@
 errors, never a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 ECHO = ROOT / "components" / "echo" / "echo_server.cml"
@@ -79,10 +82,10 @@ def test_format_in_place_is_canonical(tmp_path):
 
 
 def test_corpus_validation_never_tracebacks():
-    corpus = ROOT.parent / "shared" / "fuchsia-cml"
-    files = sorted(corpus.glob("*.cml"))
+    corpus = os.environ.get("CM_CML_CORPUS")  # real Fuchsia manifests, outside this repository
+    files = sorted(Path(corpus).glob("*.cml")) if corpus else []
     if not files:
-        return
+        pytest.skip("set CM_CML_CORPUS to a folder of Fuchsia .cml files")
     r = cm("validate", *files)
     assert "Traceback" not in r.stderr and r.returncode in (0, 1)
     for line in r.stderr.splitlines():
