@@ -17,13 +17,10 @@ CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
 
 
 class RemoteError(CmError):
-    """The manager answered with an error status; ``exit_code`` follows cli.main's table."""
+    """The manager answered with an error status ``code`` (its exit code: cli/exitcodes.py)."""
 
     def __init__(self, error: grpc.RpcError):
-        from .main import EXIT_ERROR, EXIT_NOT_FOUND
-
         self.code = error.code()
-        self.exit_code = EXIT_NOT_FOUND if self.code == grpc.StatusCode.NOT_FOUND else EXIT_ERROR
         super().__init__(error.details() or self.code.name)
 
 
@@ -36,7 +33,7 @@ class Client:
         self.state_dir = os.path.realpath(state_dir)  # as Path.resolve(), without pathlib's imports
         socket = os.path.join(self.state_dir, "manager.sock")
         if not os.path.exists(socket):
-            raise _not_running(self.state_dir)
+            raise ManagerNotRunning(self.state_dir)
         self.channel = grpc.insecure_channel(f"unix:{socket}", options=CHANNEL_OPTIONS)
         self.lifecycle = _Service(self.channel, "LifecycleController")
         self.realm = _Service(self.channel, "Realm")
@@ -48,7 +45,7 @@ class Client:
             return method(request, timeout=timeout)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.UNAVAILABLE:
-                raise _not_running(self.state_dir) from None
+                raise ManagerNotRunning(self.state_dir) from None
             raise RemoteError(e) from None
 
 
@@ -83,10 +80,3 @@ class _Service:
         setattr(self, name, multicallable)  # found as an attribute from now on
         return multicallable
 
-
-def _not_running(state_dir: str) -> ManagerNotRunning:
-    from .main import EXIT_NO_MANAGER
-
-    error = ManagerNotRunning(state_dir)
-    error.exit_code = EXIT_NO_MANAGER
-    return error

@@ -1,7 +1,6 @@
 """`cm`: the command line. Each command module registers its subcommands here.
 
-Exit codes (one table, documented in README.md):
-    0 ok · 1 error · 2 usage · 3 no manager running · 4 not found
+Exit codes: the table in ``exitcodes.py`` (documented in docs/cli.md).
 Errors are one line on stderr, never a traceback.
 
 `cm show` should cost no more than `supervisorctl status`, so a command pays only for what
@@ -16,7 +15,7 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NO_MANAGER, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
+from .exitcodes import EXIT_ERROR, EXIT_NO_MANAGER, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, exit_code  # noqa: F401
 
 # Every command, in help order, and the module whose register(subparsers, command) adds its
 # parser (which sets args.handler(args) -> int). Only the command being run is registered.
@@ -130,11 +129,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return args.handler(args)
     except CmError as e:
         print(f"cm: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", EXIT_ERROR)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+        return exit_code(e)
+    except (KeyboardInterrupt, BrokenPipeError) as e:
+        return exit_code(e)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ import os
 import sys
 
 from ..api.messages import summary_dict
+from .exitcodes import EXIT_ERROR
 
 __all__ = ["register"]
 
@@ -127,7 +128,7 @@ def _detach(args, root: str) -> int:
     if line.strip() != b"ready":
         print(f"cm: the manager failed to start (exit {child.wait()}); see {state_dir / 'manager.log'}",
               file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     print(f"manager running at {state_dir}, pid {child.pid}")
     return 0
 

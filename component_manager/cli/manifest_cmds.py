@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .exitcodes import EXIT_ERROR, EXIT_OK
+
 __all__ = ["register"]
 
 
@@ -76,7 +78,7 @@ def _validate(args) -> int:
             print(p, file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
-    return 0 if all(r["ok"] for r in results) else 1
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
 
 
 def _compile(args) -> int:
@@ -97,7 +99,7 @@ def _compile(args) -> int:
                           "problems": [_problem_dict(p) for p in problems]}, indent=2))
     for p in problems:
         print(p, file=sys.stderr)
-    return 1 if problems else 0
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def _format(args) -> int:
@@ -115,7 +117,7 @@ def _format(args) -> int:
     except ManifestError as e:
         for p in e.problems:
             print(p, file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     if args.in_place:
         Path(args.file).write_text(out, encoding="utf-8")
     else:

@@ -57,6 +57,4 @@ def resolve_moniker(client, text: str) -> str:
         return found[0]
     if found:
         raise AmbiguousMoniker(text, found)
-    error = InstanceNotFound(text)
-    error.exit_code = 4
-    raise error
+    raise InstanceNotFound(text)

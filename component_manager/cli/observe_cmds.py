@@ -10,6 +10,7 @@ import sys
 from functools import partial
 
 from ..api.messages import event_dict
+from .exitcodes import EXIT_ERROR
 
 __all__ = ["register", "route_dict"]
 
@@ -98,9 +99,10 @@ def _events(args) -> int:
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.UNAVAILABLE and args.follow:
             print("cm: the manager went away", file=sys.stderr)
-            return 1
-        from .client import RemoteError, _not_running
+            return EXIT_ERROR
+        from ..errors import ManagerNotRunning
+        from .client import RemoteError
 
-        raise (_not_running(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
+        raise (ManagerNotRunning(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
                else RemoteError(e)) from None
     return 0
