@@ -32,31 +32,8 @@ COMMANDS = {
 }
 
 
-def terminal_columns() -> int:
-    """``shutil.get_terminal_size().columns``: COLUMNS, else the terminal on stdout, else 80.
-    argparse asks shutil for it each time it makes a help formatter, which it does on every
-    add_argument; importing shutil (and with it bz2, lzma) cost ~2 ms of each cm run."""
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns > 0:
-        return columns
-    try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (AttributeError, ValueError, OSError):  # no stdout, or not a terminal
-        return 80
-
-
-class _HelpFormatter(argparse.HelpFormatter):
-    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
-        width = terminal_columns() - 2 if width is None else width  # as argparse's default
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # one line, exit 2, as documented

@@ -50,17 +50,6 @@ def test_run_command_returns_the_exit_code_in_process(tmp_path, capsys):
     assert capsys.readouterr().err == f"cm: no manager is running at {tmp_path} (start one with `cm manager run`)\n"
 
 
-@pytest.mark.parametrize("columns", [None, "", "junk", "0", "-3", "120"])
-def test_terminal_columns_is_what_shutil_says(monkeypatch, columns):
-    import shutil
-
-    if columns is None:
-        monkeypatch.delenv("COLUMNS", raising=False)
-    else:
-        monkeypatch.setenv("COLUMNS", columns)
-    assert main.terminal_columns() == shutil.get_terminal_size().columns
-
-
 def test_exit_codes_come_from_one_table():
     """docs/cli.md's exit codes, as cli/exitcodes.py maps what a command raised."""
     import grpc
