@@ -197,13 +197,11 @@ print(code, " ".join(sorted(sys.modules)))
 """
 
 # What a read-only command must not import: the daemon's side, manifests, the runtime stubs,
-# the generated service stubs (cli/client.py makes its calls from manager_pb2), and pathlib,
-# which grpc does not need.
+# and pathlib, which grpc does not need.
 # Nor the other command modules, nor json unless it prints JSON (or show's config values).
 NOT_FOR_A_QUERY = ("pydantic", "capnp", "lmdb", "pathlib", "component_manager.manager", "component_manager.model",
                    "component_manager.manifest", "component_manager.storage", "component_manager.runners",
-                   "component_manager.actions", "component_manager.sdk", "component_manager._generated.component_pb2",
-                   "component_manager._generated.manager_pb2_grpc")
+                   "component_manager.actions", "component_manager.sdk", "component_manager._generated.component_pb2")
 
 
 def test_read_only_commands_import_only_grpc_and_the_manager_messages(manager_dir):
