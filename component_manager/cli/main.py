@@ -4,17 +4,18 @@ Exit codes: the table in ``exitcodes.py`` (documented in docs/cli.md).
 Errors are one line on stderr, never a traceback.
 
 `cm show` should cost no more than `supervisorctl status`, so a command pays only for what
-it uses: a known command builds only its own parser, a command module imports grpc and
-the messages inside its handlers, and a client command skips the interpreter's shutdown
-(see ``main``).
+it uses: a known command imports only its own command module and builds only its own
+parser, and a client command skips the interpreter's shutdown (see ``main``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
+from ..errors import CmError
 from .exitcodes import EXIT_ERROR, EXIT_NO_MANAGER, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE, exit_code  # noqa: F401
 
 # Every command, in help order, and the module whose register(subparsers, command) adds its
@@ -52,8 +53,6 @@ class _CommandParser(_Parser):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or with ``command`` (a name in COMMANDS) only its own:
     all that parsing ``cm COMMAND ...`` needs."""
-    import importlib
-
     parser = _Parser(prog="cm", description="Drive a component manager and its manifests.")
     parser.add_argument("--state-dir", default=os.environ.get("CM_STATE_DIR", ".cm"),
                         help="the manager's state directory (env CM_STATE_DIR, default ./.cm)")
@@ -97,8 +96,6 @@ def _parse(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Na
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from ..errors import CmError
-
     if not getattr(args, "handler", None):  # no command: command_word gave the full parser
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
+from ..errors import CmError, CompiledManifestError, ManifestError, Problem
+from ..manifest import compile_file, encode, format_text, load
 from .exitcodes import EXIT_ERROR, EXIT_OK
 
 __all__ = ["register"]
@@ -57,9 +60,6 @@ def _problem_dict(p) -> dict:
 
 def _check(path: str, include_paths) -> tuple[list, object]:
     """(problems, decl) for one file: a .cm is loaded and verified, anything else compiled."""
-    from ..errors import CompiledManifestError, ManifestError, Problem
-    from ..manifest import compile_file, load
-
     try:
         decl = load(path) if path.endswith(".cm") else compile_file(path, include_paths)
         return [], decl
@@ -82,11 +82,6 @@ def _validate(args) -> int:
 
 
 def _compile(args) -> int:
-    from pathlib import Path
-
-    from ..errors import CmError
-    from ..manifest import encode
-
     problems, decl = _check(args.source, args.include_path)
     if not problems:
         try:
@@ -103,11 +98,6 @@ def _compile(args) -> int:
 
 
 def _format(args) -> int:
-    from pathlib import Path
-
-    from ..errors import CmError, ManifestError
-    from ..manifest import format_text
-
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
