@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _exit_now(code: int):
-    """Flush the output and leave with os._exit: after `import grpc` and one call, the
-    interpreter's shutdown (finalizing modules, closing the channel, grpc's atexit hooks)
-    takes ~15 ms, a tenth of `cm show`, and a client command has nothing left to release."""
+    """Flush the output and leave with os._exit, skipping the interpreter's shutdown
+    (finalizing modules, closing the channel, grpc's atexit hooks); a client command has
+    nothing left to release. Speed: cm_show is 84 -> 103 ms (+22%) without it."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
