@@ -162,11 +162,11 @@ def decode(data: bytes, path: str = "<bytes>") -> ComponentDecl:
 
 
 # The outer wrapper is read and written by hand: it is one fixed layout (a single-segment
-# message, a root struct of one data word and two Data pointers, then the two blobs), and
-# capnp's reader costs ~13 us where this costs ~1 us. It is safe because decode then demands
-# the file be exactly _outer_bytes() of what was read, so anything else (another layout,
-# stray padding, a bad pointer) is refused; tests check _outer_bytes() against capnp's own
-# encoding of CompiledManifest.
+# message, a root struct of one data word and two Data pointers, then the two blobs). Speed:
+# manifest_bench.py's load .cm is 22.9 -> 26.4 us median (+15%) with capnp's reader and writer.
+# It is safe because decode then demands the file be exactly _outer_bytes() of what was read,
+# so anything else (another layout, stray padding, a bad pointer) is refused; tests check
+# _outer_bytes() against capnp's own encoding of CompiledManifest.
 _HEAD = struct.Struct("<IIIHHQII II")
 
 
