@@ -31,7 +31,7 @@ class Client:
     errors). Raises ManagerNotRunning when there is no socket."""
 
     def __init__(self, state_dir: str):
-        self.state_dir = os.path.realpath(state_dir)  # as Path.resolve(), without pathlib's imports
+        self.state_dir = os.path.realpath(state_dir)
         socket = os.path.join(self.state_dir, "manager.sock")
         if not os.path.exists(socket):
             raise ManagerNotRunning(self.state_dir)
