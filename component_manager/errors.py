@@ -18,6 +18,7 @@
     ├── StorageError             an instance storage area cannot be created or opened
     ├── AccessDenied             a caller lacks the grant or the routed capability
     ├── ManagerAlreadyRunning    (daemon side) another manager holds the state directory's lock
+    ├── RootMismatch             (daemon side) the state directory was made with another root
     └── ManagerNotRunning        (client side) nothing answers at the state directory
 
 Every error carries its context (moniker, url, file, key) as attributes so that callers can
@@ -55,6 +56,7 @@ __all__ = [
     "ManifestError",
     "MonikerError",
     "Problem",
+    "RootMismatch",
     "RouteError",
     "StartError",
     "StorageError",
@@ -226,6 +228,18 @@ class ManagerAlreadyRunning(CmError):
     def __init__(self, state_dir: str | PathLike[str]):
         self.state_dir = state_dir
         super().__init__(f"a manager is already running at {state_dir}")
+
+
+class RootMismatch(CmError):
+    """``state_dir`` holds the tree of root ``stored``; the manager was asked for ``wanted``."""
+
+    def __init__(self, state_dir: str | PathLike[str], stored: str, wanted: str):
+        self.state_dir = state_dir
+        self.stored = stored
+        self.wanted = wanted
+        super().__init__(f"{state_dir} holds the instances of root {stored}, not {wanted}: run with that "
+                         f"--root, another --state-dir, or --switch-root (the stored tree is then matched "
+                         f"against the new root, as after an edit of the root manifest)")
 
 
 class ManagerNotRunning(CmError):

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import actions
 from .api.relay import make_non_dumpable
 from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
-from .errors import ManagerAlreadyRunning
+from .errors import ManagerAlreadyRunning, RootMismatch
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
 from .runners.python import start_zygote, stop_zygote
@@ -36,9 +36,10 @@ __all__ = ["Manager"]
 
 
 class Manager:
-    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None):
+    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None, switch_root: bool = False):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.switch_root = switch_root
         self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
@@ -52,6 +53,8 @@ class Manager:
         except BlockingIOError:
             os.close(fd)
             raise ManagerAlreadyRunning(self.state_dir) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for `cm manager status/stop` (cli/manager_ctl.py)
         self._lock_fd = fd
 
     async def run(self, on_ready=None) -> None:
@@ -66,6 +69,7 @@ class Manager:
         try:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+            self._check_root()
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             actions.boot(self.model)
@@ -73,6 +77,7 @@ class Manager:
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             await actions.start(self.model, self.model.root, START_ROOT)
+            self._remember_root()
             if on_ready is not None:
                 on_ready()
             await self._shutdown_requested.wait()
@@ -89,6 +94,22 @@ class Manager:
                 loop.remove_signal_handler(sig)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
+
+    def _check_root(self) -> None:
+        """One state directory, one root: a tree built from another root is not silently
+        hidden (its storage kept but unreachable); ``switch_root`` replaces it."""
+        store, wanted = self.model.store, self.model.root_url
+        stored = store.get_meta("root_url")
+        if stored is not None and stored != wanted and not self.switch_root:
+            store.close()
+            raise RootMismatch(self.state_dir, stored, wanted)
+        if stored is not None and stored != wanted:
+            log.warning("switching root from %s to %s", stored, wanted)
+
+    def _remember_root(self) -> None:
+        """Once the root runs: this state directory is now the tree of this root."""
+        if self.model.store.get_meta("root_url") != self.model.root_url:
+            self.model.store.put_meta("root_url", self.model.root_url)
 
     def request_shutdown(self) -> None:
         if self._shutdown_requested is not None:

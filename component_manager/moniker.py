@@ -87,7 +87,8 @@ def parse(text: str) -> Moniker:
     Raises MonikerError naming the text and what is wrong with it.
     """
     if not isinstance(text, str) or not text.startswith("/"):
-        raise MonikerError(str(text), "a moniker is absolute and starts with '/'")
+        raise MonikerError(str(text), "a moniker is absolute and starts with '/' (fragments such as "
+                                      "'server' are resolved by cm; the API takes absolute monikers)")
     if text == "/":
         return ROOT
     body = text[1:].rstrip("/") if text.endswith("/") and len(text) > 1 else text[1:]

@@ -20,7 +20,7 @@ import secrets
 import signal
 import time
 
-from ..errors import CmError, InvalidRequest, RouteError, StartError, StorageError
+from ..errors import CmError, ConfigError, InvalidRequest, RouteError, StartError, StorageError
 from ..grants import new_key
 from ..model.action_set import ActionKind
 from ..model.config import config_values
@@ -64,8 +64,12 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         transition(inst, State.STARTED)  # resolved -> started
         await ctx.record_start(inst, reason, 0)
         return False
-    config = config_values(RoutingView(ctx), inst)
-    storage = _prepare_storage(ctx, inst)
+    try:
+        config = config_values(RoutingView(ctx), inst)
+        storage = _prepare_storage(ctx, inst)
+    except (ConfigError, StartError, StorageError) as e:  # nothing launched; still a failed start
+        await ctx.record_stop(inst, StopRecord.start_failed(None, 0.0, str(e)))
+        raise
     for hook in ctx.pre_start_hooks:
         await hook(inst)
     await _launch(ctx, inst, reason, storage, config)
@@ -114,6 +118,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
                       on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
     ctx.tokens[run.token] = (inst, run)
     stored = None  # the start's records, committed while the program gets ready
+    _mark_log(spec.log_path, reason)
     try:
         run.program = await get_runner(program.runner).launch(spec)
         if program.ready == "serving":
@@ -136,6 +141,15 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
         await _abandon(ctx, inst, run, e)
         raise
     ctx.owner.spawn(_watch_exit(ctx, inst, run), f"watch {inst.moniker}")
+
+
+def _mark_log(path, reason: str) -> None:
+    """A line between runs in the program's log (`cm logs` shows where each run begins)."""
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(f"-- started {time.strftime('%Y-%m-%d %H:%M:%S')} ({reason}) --\n")
+    except OSError:
+        pass  # the runner reports a log it cannot open
 
 
 def _ignore_outcome(future: asyncio.Future) -> None:

@@ -113,5 +113,6 @@ async def start_servers(model, state_dir: Path) -> Servers:
     model.framework_address = f"unix:{framework_path}"
     relay = ControlRelay(control_path, hidden.connect_path, lambda: running_program_sessions(model))
     await relay.start()
-    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in ("", *services):  # the server as a whole, and each service by its full name
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Servers([control, framework, runtime], relay, hidden)

@@ -41,6 +41,7 @@ CODES: dict[type, grpc.StatusCode] = {
     # daemon raises ManagerAlreadyRunning before it serves, and ManagerNotRunning is what a
     # client makes of UNAVAILABLE.
     e.ManagerAlreadyRunning: C.ALREADY_EXISTS,
+    e.RootMismatch: C.FAILED_PRECONDITION,
     e.ManagerNotRunning: C.UNAVAILABLE,
 }
 

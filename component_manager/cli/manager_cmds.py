@@ -57,9 +57,25 @@ def _register_manager(sub) -> None:
     run = manager_sub.add_parser("run", help="run the manager (foreground; SIGTERM/Ctrl-C: ordered shutdown)")
     run.add_argument("--root", help="URL of the root component (default: the example realm)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
+    run.add_argument("--switch-root", action="store_true",
+                     help="accept a state directory made with another --root (forgets that root's instances)")
     run.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
     run.set_defaults(handler=_manager_run, normal_exit=True)
+    _register_manager_ctl(manager_sub)
+
+
+def _register_manager_ctl(manager_sub) -> None:
+    """`cm manager status` and `cm manager stop` (cli/manager_ctl.py)."""
+    from . import manager_ctl
+
+    status = manager_sub.add_parser("status", help="is a manager running here: pid, since, root, instances")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=manager_ctl.status)
+    stop = manager_sub.add_parser("stop", help="stop the manager (ordered shutdown) and wait until it is gone")
+    stop.add_argument("--timeout", type=float, default=manager_ctl.STOP_TIMEOUT_S, metavar="SECONDS")
+    stop.add_argument("--json", action="store_true", help="print JSON")
+    stop.set_defaults(handler=manager_ctl.stop)
 
 
 def _client(args):
@@ -89,7 +105,7 @@ def _manager_run(args) -> int:
     from ..model.resolver import absolute_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    manager = Manager(Path(args.state_dir), absolute_url(root))
+    manager = Manager(Path(args.state_dir), absolute_url(root), switch_root=args.switch_root)
 
     def ready():
         print(f"component manager serving at {manager.state_dir} (root {absolute_url(root)})", flush=True)
@@ -106,17 +122,22 @@ def _detach(args, root: str) -> int:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     read_end, write_end = os.pipe()
     with open(state_dir / "manager.log", "ab") as log:
+        offset = log.seek(0, os.SEEK_END)
         child = subprocess.Popen(
             [sys.executable, "-m", "component_manager.cli.main", "--state-dir", str(state_dir),
-             "manager", "run", "--root", root, "--ready-fd", str(write_end)],
+             "manager", "run", "--root", root, "--ready-fd", str(write_end),
+             *(["--switch-root"] if args.switch_root else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
             start_new_session=True)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as ready:
         line = ready.readline()  # EOF without "ready": the manager failed to start
     if line.strip() != b"ready":
-        print(f"cm: the manager failed to start (exit {child.wait()}); see {state_dir / 'manager.log'}",
-              file=sys.stderr)
+        from .manager_ctl import detach_failure
+
+        code = child.wait()
+        why = detach_failure(str(state_dir / "manager.log"), offset) or f"exit {code}"
+        print(f"cm: the manager failed to start: {why} (log: {state_dir / 'manager.log'})", file=sys.stderr)
         return EXIT_ERROR
     print(f"manager running at {state_dir}, pid {child.pid}")
     return 0

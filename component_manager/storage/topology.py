@@ -8,6 +8,7 @@ stop), the programs running right now (so a restarted manager finds them), the l
     processes   instance id         -> ProcessRecord
     events      8-byte big-endian seq -> JSON event (a ring: the newest EVENT_RING are kept)
     meta        b"schema"           -> schema version
+                b"root_url"         -> the root URL the tree was built from (utf-8)
                 b"event_seq"        -> next event sequence number
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
 
@@ -158,6 +159,9 @@ class Batch:
         child (or the parent) is deleted."""
         return self._next_counter(_incarnation_key(parent_moniker, collection))
 
+    def put_meta(self, key: str, value: str) -> None:
+        self._put(key.encode(), value.encode(), self._s._meta)
+
     def _put(self, key: bytes, value: bytes, db) -> None:
         self._ops.append(lambda txn: txn.put(key, value, db=db))
 
@@ -212,6 +216,17 @@ class TopologyStore:
                 self.close()
                 raise StorageError(_OWNER, self.path.name,
                                    f"schema version {version}; this manager reads {SCHEMA_VERSION}")
+
+    def get_meta(self, key: str) -> str | None:
+        """A text value of the meta database (``root_url``), or None."""
+        with self._read() as txn:
+            raw = txn.get(key.encode(), db=self._meta)
+        return None if raw is None else bytes(raw).decode()
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Set a text value of the meta database, durably, before returning."""
+        with self.batch() as b:
+            b.put_meta(key, value)
 
     def close(self) -> None:
         """Commit what is queued, then close the environment. Safe to call twice."""
