@@ -9,6 +9,8 @@
     ├── CollectionNotFound       the parent has no collection of that name
     ├── InstanceAlreadyExists    a child of that name already exists
     ├── InvalidTransition        a state change the transition table forbids
+    ├── InvalidArgument          a request argument names nothing valid (an unknown event type)
+    │   └── UsageError           (client side) a command's arguments are wrong: exit 2
     ├── InvalidRequest           a well-formed request that makes no sense here
     │                            (destroy a static child, start a destroyed instance)
     ├── StartError               a program could not be started (runner, timeout, config)
@@ -49,6 +51,7 @@ __all__ = [
     "DependencyCycle",
     "InstanceAlreadyExists",
     "InstanceNotFound",
+    "InvalidArgument",
     "InvalidRequest",
     "InvalidTransition",
     "ManagerAlreadyRunning",
@@ -61,6 +64,7 @@ __all__ = [
     "StartError",
     "StorageError",
     "UrlError",
+    "UsageError",
 ]
 
 
@@ -160,6 +164,14 @@ class InvalidTransition(CmError):
         self.current = current
         self.target = target
         super().__init__(f"instance '{moniker}' cannot go from {current} to {target}")
+
+
+class InvalidArgument(CmError):
+    """An argument of a request that names nothing valid; the message lists the valid ones."""
+
+
+class UsageError(InvalidArgument):
+    """A command's arguments are wrong (the CLI's exit code 2)."""
 
 
 class InvalidRequest(CmError):

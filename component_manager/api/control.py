@@ -11,7 +11,9 @@ import json
 from .. import actions
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
-from ..errors import RouteError
+from ..errors import CmError, InvalidArgument, RouteError
+from ..moniker import parse
+from ..model.config import config_values
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
 from ..routing.report import plan_reports
 from ..routing.route import route_use
@@ -65,14 +67,24 @@ def details(model, inst) -> pb.InstanceDetails:
     reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
     reply.exposes.extend(f"{e.kind} {e.target_name}" for e in decl.exposes)
     reply.storage.extend(storage_infos(model, inst))
-    if inst.run is not None and inst.run.config:
-        reply.config.extend(pb.ConfigValue(key=k, value_json=json.dumps(v), source="")
-                            for k, v in sorted(inst.run.config.items()))
+    reply.config.extend(_config_info(model, inst))
     for coll in decl.collections:
         members = [str(c.moniker) for c in inst.children.values() if c.collection == coll.name]
         reply.collections.append(pb.CollectionInfo(name=coll.name, durability=coll.durability,
                                                    children=members))
     return reply
+
+
+def _config_info(model, inst) -> list[pb.ConfigValue]:
+    """The running program's config; for one not running, what a start would give it now
+    (none when that start would fail on its config: ``last_stop`` says why)."""
+    if inst.run is not None:
+        return [pb.ConfigValue(key=k, value_json=json.dumps(v), source="") for k, v in sorted(inst.run.config.items())]
+    try:
+        values = config_values(actions.RoutingView(model), inst)
+    except CmError:
+        return []
+    return [pb.ConfigValue(key=k, value_json=json.dumps(v), source=src) for k, (v, src) in sorted(values.items())]
 
 
 def _use_info(model, inst, use) -> pb.UseInfo:
@@ -197,6 +209,12 @@ class EventStreamServicer(pb_grpc.EventStreamServicer):
     @reports_errors
     async def Subscribe(self, request, context):
         bus = self.model.events
+        if request.moniker_prefix:
+            parse(request.moniker_prefix)  # a fragment would match nothing: say so (MonikerError)
+        unknown = sorted(set(request.types) - bus.types)
+        if unknown:
+            raise InvalidArgument(f"unknown event type {', '.join(map(repr, unknown))} "
+                                  f"(one of: {', '.join(sorted(bus.types))})")
         with bus.subscribe(request.moniker_prefix, request.types) as live:
             await context.send_initial_metadata(())  # tells the client it is subscribed
             last_seq = 0

@@ -27,6 +27,7 @@ CODES: dict[type, grpc.StatusCode] = {
     e.MonikerError: C.INVALID_ARGUMENT,
     e.UrlError: C.INVALID_ARGUMENT,
     e.ManifestError: C.INVALID_ARGUMENT,
+    e.InvalidArgument: C.INVALID_ARGUMENT,
     e.CompiledManifestError: C.INVALID_ARGUMENT,
     e.InstanceAlreadyExists: C.ALREADY_EXISTS,
     e.InvalidTransition: C.FAILED_PRECONDITION,

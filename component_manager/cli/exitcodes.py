@@ -13,7 +13,7 @@ A command returns EXIT_OK or EXIT_ERROR itself; anything it raises is mapped her
 
 from __future__ import annotations
 
-from ..errors import CmError, InstanceNotFound, ManagerNotRunning
+from ..errors import CmError, InstanceNotFound, ManagerNotRunning, UsageError
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_NOT_FOUND", "EXIT_NO_MANAGER", "EXIT_OK", "EXIT_USAGE",
            "exit_code"]
@@ -25,6 +25,7 @@ EXIT_INTERRUPTED = 130
 BY_ERROR: dict[type, int] = {
     ManagerNotRunning: EXIT_NO_MANAGER,      # no socket, or the manager is UNAVAILABLE
     InstanceNotFound: EXIT_NOT_FOUND,        # a moniker fragment that matches no instance
+    UsageError: EXIT_USAGE,                  # an argument argparse could not check (cm events --type)
     KeyboardInterrupt: EXIT_INTERRUPTED,     # Ctrl-C (outside a --follow, which ends with 0)
     BrokenPipeError: EXIT_OK,                # the reader left (cm list | head -1): not an error
 }

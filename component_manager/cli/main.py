@@ -11,8 +11,11 @@ parser, and a client command skips the interpreter's shutdown (see ``main``).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import json
 import os
+import re
 import sys
 
 from ..errors import CmError
@@ -38,7 +41,35 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # one line, exit 2, as documented
-        self.exit(EXIT_USAGE, f"cm: {message}\n")
+        self.exit(EXIT_USAGE, f"cm: {did_you_mean(message)}\n")
+
+
+def did_you_mean(message: str) -> str:
+    """argparse's "argument COMMAND: invalid choice: 'lsit' (choose from 'list', ...)" as
+    "unknown command 'lsit' (did you mean 'list'?); one of: list, ..."; others unchanged."""
+    found = re.search(r"argument (\w+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return message
+    what, word, choices = found.group(1).lower(), found.group(2), re.findall(r"'([^']*)'", found.group(3))
+    close = difflib.get_close_matches(word, choices, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown {what} '{word}'{hint}; one of: {', '.join(choices)}"
+
+
+class _Version(argparse.Action):
+    """``cm --version``: the installed package's version (looked up only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("component-manager")
+        except PackageNotFoundError:
+            text = "unknown (not installed)"
+        parser.exit(0, f"cm {text}\n")
 
 
 class _CommandParser(_Parser):
@@ -56,6 +87,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="cm", description="Drive a component manager and its manifests.")
     parser.add_argument("--state-dir", default=os.environ.get("CM_STATE_DIR", ".cm"),
                         help="the manager's state directory (env CM_STATE_DIR, default ./.cm)")
+    parser.add_argument("--version", action=_Version, help="print cm's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name, module_name in COMMANDS.items():
         if command is not None and name != command:
@@ -103,6 +135,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return args.handler(args)
     except CmError as e:
         print(f"cm: {e}", file=sys.stderr)
+        if getattr(args, "json", False):  # and for a program reading stdout: the same, as JSON
+            print(json.dumps({"error": str(e), "type": type(e).__name__, "exit_code": exit_code(e)}))
         return exit_code(e)
     except (KeyboardInterrupt, BrokenPipeError) as e:
         return exit_code(e)

@@ -18,7 +18,7 @@ from .._generated import manager_pb2
 from ..api.messages import summary_dict
 from ..errors import MonikerError
 from ..moniker import parse
-from .client import Client
+from .client import Client, RemoteError
 from .exitcodes import EXIT_ERROR
 from .monikers import MONIKER_HELP, resolve_moniker
 
@@ -45,6 +45,10 @@ def register(sub, command: str) -> None:
         parser.add_argument("moniker", help="PARENT/COLLECTION:NAME, e.g. /workers:c1")
         parser.add_argument("url")
         parser.set_defaults(handler=_create, start_child=command == "run")
+        if command == "run":
+            parser.add_argument("--settle", type=float, default=1.0, metavar="SECONDS",
+                                help="a program that ends within this time after starting failed (default 1)")
+            parser.add_argument("--keep", action="store_true", help="keep the child when it fails to run")
     else:
         parser.add_argument("moniker", help=MONIKER_HELP)
         parser.set_defaults(handler={"start": _start, "stop": _stop, "destroy": _destroy,
@@ -159,12 +163,25 @@ def _start(args) -> int:
 
 def _stop(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Stop, manager_pb2.InstanceRequest(moniker=_target(client, args)))
-    if not reply.was_running:
-        return _print(args, f"{reply.instance.moniker}: was not running", summary_dict(reply.instance))
-    stop = reply.stop
-    return _print(args, f"{reply.instance.moniker}: stopped ({stop.disposition}, ran {stop.run_time_s:.2f}s)",
-                  {**summary_dict(reply.instance), "disposition": stop.disposition})
+    moniker = _target(client, args)
+    before = _running_under(client, moniker)
+    reply = client.call(client.lifecycle.Stop, manager_pb2.InstanceRequest(moniker=moniker))
+    stopped = sorted(before - _running_under(client, moniker), key=lambda m: (m.count("/"), m))
+    data = {**summary_dict(reply.instance), "stopped": stopped}
+    if not reply.was_running and not stopped:
+        return _print(args, f"{reply.instance.moniker}: was not running", data)
+    own = f" ({reply.stop.disposition}, ran {reply.stop.run_time_s:.2f}s)" if reply.was_running else ""
+    others = [m for m in stopped if m != reply.instance.moniker]
+    what = f"; with it {len(others)} more: {', '.join(others)}" if others else ""
+    return _print(args, f"{reply.instance.moniker}: stopped{own}{what}",
+                  {**data, "disposition": reply.stop.disposition if reply.was_running else None})
+
+
+def _running_under(client, moniker: str) -> set[str]:
+    """The monikers of the running instances at or under ``moniker``."""
+    rows = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest()).instances
+    prefix = moniker.rstrip("/") + "/"
+    return {r.moniker for r in rows if r.execution_state == "running" and (r.moniker == moniker or r.moniker.startswith(prefix))}
 
 
 def _destroy(args) -> int:
@@ -190,6 +207,26 @@ def _create(args) -> int:
     client = _client(args)
     request = manager_pb2.CreateChildRequest(parent=str(moniker.parent), collection=leaf.collection,
                                        name=leaf.name, url=url, start=args.start_child)
+    if args.start_child:
+        return _run(args, client, request, str(moniker))
     reply = client.call(client.realm.CreateChild, request)
-    verb = "created and started" if args.start_child else "created"
+    return _print(args, f"{reply.moniker}: created (instance id {reply.instance_id})", summary_dict(reply))
+
+
+def _run(args, client, request, moniker: str) -> int:
+    """`cm run`: create, start, and check it is still up ``--settle`` seconds later
+    (cli/run_check.py); a failure leaves no child behind."""
+    from . import run_check
+
+    try:
+        reply = client.call(client.realm.CreateChild, request)
+    except RemoteError as e:
+        if e.code.name in ("ALREADY_EXISTS", "NOT_FOUND", "INVALID_ARGUMENT"):
+            raise  # nothing was created
+        return run_check.report_failure(client, moniker, str(e), args.keep)
+    stop = run_check.early_stop(client, reply.moniker, reply.instance_id, args.settle)
+    if stop is not None and stop["failed"]:
+        why = f"{reply.moniker} ended at once ({run_check.stop_summary(stop)})"
+        return run_check.report_failure(client, reply.moniker, why, args.keep)
+    verb = "created and started" if stop is None else f"created, started, and exited at once (exit code 0)"
     return _print(args, f"{reply.moniker}: {verb} (instance id {reply.instance_id})", summary_dict(reply))

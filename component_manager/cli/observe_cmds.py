@@ -14,11 +14,11 @@ import grpc
 
 from .._generated import manager_pb2
 from ..api.messages import event_dict
-from ..errors import ManagerNotRunning
+from ..errors import InstanceNotFound, ManagerNotRunning, UsageError
 from .client import Client, RemoteError
 from .exitcodes import EXIT_ERROR
 from .monikers import MONIKER_HELP, resolve_moniker
-from .output import colour_enabled, format_event, format_route
+from .output import colour_enabled, format_event, format_route, parse_since
 
 __all__ = ["register", "route_dict"]
 
@@ -43,6 +43,8 @@ def _register_events(sub) -> None:
                         help="only events of this instance and its descendants (fragments accepted)")
     events.add_argument("--type", action="append", default=[], dest="types", metavar="TYPE",
                         help="only events of this type (started, stopped, ...); repeatable")
+    events.add_argument("--since", metavar="TIME", help="only events since TIME: 10m, 2h, 1d, 12:00, 2024-05-01 12:00")
+    events.add_argument("-n", "--limit", type=int, default=0, metavar="N", help="only the last N stored events")
     events.add_argument("--json", action="store_true", help="print one JSON object per line")
     events.set_defaults(handler=_events)
 
@@ -74,23 +76,64 @@ def _json_line(data: dict) -> str:
 
 
 def _events(args) -> int:
+    """The stored history (filtered by ``--since``, the last ``--limit``), then with
+    ``--follow`` a second subscription that skips what the first printed."""
     client = Client(args.state_dir)
+    since = _since(args.since)
     prefix = resolve_moniker(client, args.moniker) if args.moniker else ""
-    request = manager_pb2.SubscribeRequest(moniker_prefix=prefix, types=args.types, history=True,
-                                           follow=args.follow)
+    history = list(_stream(client, prefix, args.types, follow=False))
+    if prefix.startswith("/") and prefix != "/" and not history and not _exists(client, prefix):
+        raise InstanceNotFound(prefix)  # neither in the tree nor in the stored history
+    shown = [e for e in history if e.timestamp >= since]
     render = _json_line if args.json else partial(format_event, enabled=colour_enabled(args))
-    stream = client.events.Subscribe(request)
-    try:
-        for event in stream:
-            print(render(event_dict(event)), flush=args.follow)
-    except KeyboardInterrupt:
-        stream.cancel()
+    for event in shown[-args.limit:] if args.limit else shown:
+        print(render(event_dict(event)), flush=args.follow)
+    if not args.follow:
         return 0
-    except grpc.RpcError as e:
-        if e.code() == grpc.StatusCode.UNAVAILABLE and args.follow:
-            print("cm: the manager went away", file=sys.stderr)
-            return EXIT_ERROR
-
-        raise (ManagerNotRunning(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
-               else RemoteError(e)) from None
+    last_seq = history[-1].seq if history else 0
+    try:
+        for event in _stream(client, prefix, args.types, follow=True):
+            if event.seq > last_seq:
+                print(render(event_dict(event)), flush=True)
+    except KeyboardInterrupt:
+        return 0
+    except ManagerNotRunning:
+        print("cm: the manager went away", file=sys.stderr)
+        return EXIT_ERROR
     return 0
+
+
+def _since(text: str | None) -> float:
+    if not text:
+        return 0.0
+    try:
+        return parse_since(text)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+
+
+def _exists(client, moniker: str) -> bool:
+    try:
+        client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
+    except RemoteError as e:
+        if e.code == grpc.StatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def _stream(client, prefix: str, types: list[str], follow: bool):
+    """The events of one Subscribe call (stored history first); errors as CmErrors: an
+    unknown type is a UsageError (exit 2), the manager gone ManagerNotRunning."""
+    stream = client.events.Subscribe(manager_pb2.SubscribeRequest(
+        moniker_prefix=prefix, types=types, history=True, follow=follow))
+    try:
+        yield from stream
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNAVAILABLE:
+            raise ManagerNotRunning(client.state_dir) from None
+        if e.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            raise UsageError(f"--type: {e.details()}") from None
+        raise RemoteError(e) from None
+    finally:
+        stream.cancel()

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 
-__all__ = ["colour_enabled", "format_event", "format_route", "format_size",
-           "paint", "state_colour", "state_label", "table"]
+__all__ = ["colour_enabled", "format_event", "format_route", "format_size", "log_tail",
+           "paint", "parse_since", "state_colour", "state_label", "table"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
 _STATUS_COLOURS = {"running": "green", "paused": "yellow", "failed": "red"}
@@ -114,3 +114,47 @@ def format_event(event: dict, enabled: bool = False) -> str:
     if event.get("detail"):
         parts.append(f"({event['detail']})")
     return "  ".join(parts)
+
+
+def log_tail(path: str, lines: int = 10, max_bytes: int = 1 << 16) -> list[str]:
+    """The last ``lines`` lines of the log at ``path`` (reading at most its last ``max_bytes``);
+    [] when there is none."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:] if lines > 0 else []
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """A point in time as unix seconds, from ``30s``/``10m``/``2h``/``1d`` ago, an ISO time
+    (``2024-05-01 12:00:00``, ``2024-05-01T12:00``), today's ``12:00[:00]``, or unix seconds.
+    Raises ValueError naming the accepted forms."""
+    now = time.time() if now is None else now
+    text = text.strip()
+    if text[-1:] in _UNITS and text[:-1].replace(".", "", 1).isdigit():
+        return now - float(text[:-1]) * _UNITS[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    for form in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return time.mktime(time.strptime(text, form))
+        except ValueError:
+            continue
+    for form in ("%H:%M:%S", "%H:%M"):
+        try:
+            clock = time.strptime(text, form)
+        except ValueError:
+            continue
+        today = time.localtime(now)
+        return time.mktime((today.tm_year, today.tm_mon, today.tm_mday, clock.tm_hour, clock.tm_min,
+                            clock.tm_sec, 0, 0, -1))
+    raise ValueError(f"cannot read time {text!r} (use 10m, 2h, 1d, 12:00, 2024-05-01 12:00 or unix seconds)")

@@ -14,7 +14,13 @@ from functools import partial
 
 log = logging.getLogger("component_manager.model")
 
-__all__ = ["EventBus", "Subscription"]
+__all__ = ["EVENT_TYPES", "EventBus", "Subscription"]
+
+# The types events are published with: a subscription naming another is refused
+# (`cm events --type strated`). Publishing a new type adds it (``EventBus.types``), but list
+# it here so that it can be subscribed to before its first event.
+EVENT_TYPES = frozenset({"created", "resolved", "started", "stopped", "destroyed", "capability_requested",
+                         "storage_deleted"})
 
 
 class Subscription:
@@ -49,6 +55,7 @@ class EventBus:
     def __init__(self, store) -> None:
         self._store = store
         self._subscriptions: set[Subscription] = set()
+        self.types = set(EVENT_TYPES)  # and any type published since (see EVENT_TYPES)
 
     def publish(self, type: str, instance, reason: str = "", stop: dict | None = None,
                 detail: str = "") -> dict:
@@ -89,6 +96,7 @@ class EventBus:
               detail: str = "") -> dict:
         """Store an event through ``writer`` (the store, or a batch with other writes, so one
         durable commit covers them all); ``deliver`` it once that has committed."""
+        self.types.add(type)
         event = {
             "timestamp": time.time(), "type": type, "moniker": str(instance.moniker),
             "instance_id": instance.instance_id, "reason": reason, "stop": stop, "detail": detail,
