@@ -22,12 +22,11 @@ __all__ = ["follow_log"]
 POLL_S = 0.1
 
 
-def follow_log(state_dir: str, moniker: str, path: Path, out=None) -> int:
+def follow_log(state_dir: str, moniker: str, path: Path, out=None, offset: int = 0) -> int:
     out = out or sys.stdout.buffer
     done = threading.Event()
     stream = _watch_destroyed(state_dir, moniker, done)
     try:
-        offset = 0
         while True:
             offset = _copy_new(path, offset, out)
             if done.wait(POLL_S):

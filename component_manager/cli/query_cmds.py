@@ -13,17 +13,19 @@ is one call and none imports the daemon's side (tests/integration/test_cli.py ch
 from __future__ import annotations
 
 import json
-import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from .._generated import manager_pb2
 from ..api.messages import show_dict, summary_dict
+from ..errors import UsageError
 from .client import Client
 from .follow import follow_log
 from .monikers import MONIKER_HELP, resolve_moniker
-from .output import colour_enabled, paint, state_colour, state_label, table
+from .output import colour_enabled, paint, parse_since, state_colour, state_label, table
 
 __all__ = ["format_list", "format_show", "format_tree", "register"]
 
@@ -44,6 +46,9 @@ def register(sub, command: str) -> None:
     if command == "logs":
         parser.add_argument("-f", "--follow", action="store_true",
                             help="keep printing as the log grows (until Ctrl-C or destroy)")
+        parser.add_argument("-n", "--lines", type=int, default=None, metavar="N", help="only the last N lines")
+        parser.add_argument("--since", metavar="TIME",
+                            help="from the run that was running at TIME (10m, 2h, 12:00, 2024-05-01 12:00)")
 
 
 def _print_json(data) -> None:
@@ -173,11 +178,74 @@ def format_show(info: dict) -> str:
 
 
 def _logs(args) -> int:
+    """The log from an offset (``--since``: the marker of the run running then; ``-n``: the
+    last N lines), then, with ``--follow``, what is appended."""
+    if args.json and args.follow:
+        raise UsageError("--json cannot be combined with --follow (a log is raw output)")
     info = _get(args)
-    if not args.follow:
-        if os.path.exists(info.log_path):
-            with open(info.log_path, "rb") as f:
-                sys.stdout.buffer.write(f.read())
+    if not (args.since or args.lines is not None or args.json):
+        if args.follow:
+            return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))
+        _copy_log(info.log_path)
         return 0
+    text = _read_log(info.log_path)
+    start = since_offset(text, _since(args.since)) if args.since else 0
+    if args.lines is not None:
+        start = max(start, lines_offset(text, args.lines))
+    if args.json:
+        lines = text[start:].decode(errors="replace").splitlines()
+        _print_json({"moniker": info.summary.moniker, "log_path": info.log_path, "lines": lines})
+    elif args.follow:
+        return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path), offset=start)
+    else:
+        sys.stdout.buffer.write(text[start:])
+    return 0
 
-    return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))
+
+def _read_log(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _copy_log(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+    except FileNotFoundError:
+        pass
+
+
+def _since(text: str) -> float:
+    try:
+        return parse_since(text)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+
+
+# The line the manager writes at each start (actions/start.py): "-- started 2024-05-01 12:00:03 (reason) --"
+_MARKER = re.compile(rb"^-- started (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \(.*\) --$", re.MULTILINE)
+
+
+def since_offset(text: bytes, since: float) -> int:
+    """Where the run that was running at ``since`` (the last started at or before it; else
+    the first after it) begins in ``text``; len(text) when no run started before or after."""
+    start = None
+    for marker in _MARKER.finditer(text):
+        at = time.mktime(time.strptime(marker.group(1).decode(), "%Y-%m-%d %H:%M:%S"))
+        if at > since:
+            return marker.start() if start is None else start
+        start = marker.start()
+    return len(text) if start is None else start
+
+
+def lines_offset(text: bytes, n: int) -> int:
+    """Where the last ``n`` lines of ``text`` begin."""
+    end = len(text) - 1 if text.endswith(b"\n") else len(text)
+    for _ in range(max(n, 0)):
+        end = text.rfind(b"\n", 0, end)
+        if end < 0:
+            return 0
+    return end + 1 if n > 0 else len(text)
