@@ -33,6 +33,7 @@ COMMANDS = {
     "route": "observe_cmds", "events": "observe_cmds",
     "storage": "storage_cmds",
     "completion": "completion_cmds",
+    "protoc": "protoc_cmds",
 }
 
 

@@ -5,7 +5,7 @@ In order: :func:`leave_zygote` (own session and process group, the signal dispos
 fresh interpreter has, every descriptor of the zygote's closed); :func:`take_program` (log on
 1 and 2, ``/dev/null`` on 0, the startup socket on the number ``CM_STARTUP_FD`` names, the
 program's cwd and environment, ``sys.path``, ``sys.argv`` and standard streams as ``python -m``
-sets them, a fresh ``__main__``); then, after the zygote's "go", :func:`run_and_exit`:
+sets them, a fresh ``__main__``, a process title naming the instance); then, after the zygote's "go", :func:`run_and_exit`:
 ``runpy._run_module_as_main`` (what ``python -m`` calls), then non-daemon threads joined,
 atexit handlers run, stdio flushed, and ``os._exit`` with the code Python would give:
 ``SystemExit`` codes as Python maps them, 1 after an uncaught exception (its traceback, without
@@ -26,6 +26,11 @@ import sys
 import threading
 import time
 import types
+
+try:
+    from setproctitle import setproctitle
+except ImportError:  # pragma: no cover - a dependency; without it ps shows the zygote's command line
+    setproctitle = None
 
 __all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "run_and_exit",
            "take_program"]
@@ -95,6 +100,14 @@ def _set_up_interpreter(request: dict, child_path: list[str]) -> None:
     sys.stdout = sys.__stdout__ = _stdio(1, "w", sys.__stdout__, unbuffered)
     sys.stderr = sys.__stderr__ = _stdio(2, "w", sys.__stderr__, unbuffered)
     sys.modules["__main__"] = types.ModuleType("__main__")
+    _set_title(f"cm: {request.get('moniker', '?')} ({module})")
+
+
+def _set_title(title: str) -> None:
+    """What ``ps``/``top`` show for the program (its argv area, and ``comm``): by default it
+    would be the zygote's command line. A spawned program shows ``python -m module``."""
+    if setproctitle is not None:
+        setproctitle(title)
 
 
 def _stdio(fd: int, mode: str, template, unbuffered: bool):

@@ -308,7 +308,7 @@ class Zygote:
             if startup_variables(env) != self._startup_env:
                 log.debug("%s: sets interpreter start-up variables; spawning it", spec.moniker)
                 return None
-            request = {"module": spec.program.module, "args": list(spec.program.args),
+            request = {"module": spec.program.module, "args": list(spec.program.args), "moniker": spec.moniker,
                        "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end}
             return await self._request(spec.moniker, request, [log_fd, read_end])
         finally:
