@@ -76,6 +76,8 @@ def _validate(args) -> int:
         results.append({"file": path, "ok": not problems, "problems": [_problem_dict(p) for p in problems]})
         for p in problems:
             print(p, file=sys.stderr)
+        if not problems and not args.json:
+            print(f"{path}: ok")
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR

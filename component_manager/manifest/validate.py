@@ -16,7 +16,9 @@ here. The route walk (routing/) reports it at run time, naming the hop.
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
@@ -78,7 +80,7 @@ def _shape(value: object, smap: SourceMap, problems: list[Problem]) -> Checked:
         return checked
     for key in value:
         if key not in TOP_LEVEL_KEYS:
-            problems.append(smap.problem((key,), _unknown(key)))
+            problems.append(smap.problem((key,), _unknown(key, TOP_LEVEL_KEYS)))
     if "program" in value:
         checked.program = _model(schema.Program, value["program"], ("program",), smap, problems)
     for section, model in _SECTIONS.items():
@@ -121,15 +123,15 @@ def _model(model, raw, prefix: tuple, smap: SourceMap, problems: list[Problem]):
     except ValidationError as e:
         for error in e.errors():
             loc = tuple(part for part in error["loc"] if part != "[key]")
-            problems.append(smap.problem(prefix + loc, _message(error, loc)))
+            problems.append(smap.problem(prefix + loc, _message(error, loc, model)))
         return None
 
 
-def _message(error: dict, loc: tuple) -> str:
+def _message(error: dict, loc: tuple, model=None) -> str:
     """Turn one pydantic error into a sentence a manifest author can act on."""
     kind = error["type"]
     if kind == "extra_forbidden":
-        return _unknown(loc[-1])
+        return _unknown(loc[-1], _keys_at(model, loc[:-1]))
     if kind == "missing":
         return f"missing required key '{loc[-1]}'"
     if kind == "literal_error":
@@ -141,10 +143,30 @@ def _message(error: dict, loc: tuple) -> str:
     return error["msg"][0].lower() + error["msg"][1:] + suffix
 
 
-def _unknown(key) -> str:
+def _unknown(key, known=()) -> str:
     if key in UNSUPPORTED_KEYS:
         return f"'{key}' is not supported by this component manager"
-    return f"unknown key '{key}'"
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _keys_at(model, loc: tuple) -> list[str]:
+    """The keys the pydantic ``model`` accepts at ``loc`` (list indexes skipped); [] if unknown."""
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, str):
+            fields = model.model_fields
+            field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+            model = _model_in(field.annotation) if field is not None else None
+    return [f.alias or name for name, f in model.model_fields.items()] if model is not None else []
+
+
+def _model_in(annotation):
+    """The pydantic model inside a field's type (``X``, ``X | None``, ``list[X]``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for arg in typing.get_args(annotation) if (m := _model_in(arg)) is not None), None)
 
 
 def _kind_of(value) -> str:
