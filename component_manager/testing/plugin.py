@@ -22,6 +22,9 @@ destroyed at the end of the test, pass or fail::
 Every manager made by the factory gets its own short temporary state directory; at the
 end of the test (pass or fail) it is shut down, any program it left is killed, and the
 directory is removed.
+
+A test that fails keeps its realms' folders (manifests, the manager's state and log, every
+program's log in ``state/logs/``) and its report says where, in a section "component_manager".
 """
 
 from __future__ import annotations
@@ -41,9 +44,27 @@ except ImportError:  # pragma: no cover - the fixture then needs pytest-asyncio 
     pytest_asyncio = None
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report (teardown keeps a failed test's folders) and name the
+    folders in a failed test's report."""
+    report = (yield).get_result()
+    setattr(item, f"_cm_report_{report.when}", report)
+    folders = [str(f) for source in getattr(item, "_cm_folders", []) for f in source() if f.exists()]
+    if report.failed and report.when in ("setup", "call") and folders:
+        report.sections.append(("component_manager", "kept for you to look at:\n" + "\n".join(
+            f"  {f}  (manager log: {f}/state/manager.log, program logs: {f}/state/logs/)" for f in folders)))
+
+
+def _failed(request) -> bool:
+    return any(getattr(getattr(request.node, f"_cm_report_{when}", None), "failed", False)
+               for when in ("setup", "call"))
+
+
 @pytest.fixture
-def cm_manager_factory():
+def cm_manager_factory(request):
     made: list[tuple[ManagerProcess, Path]] = []
+    request.node._cm_folders = [*getattr(request.node, "_cm_folders", []), lambda: [folder for _, folder in made]]
 
     def make(root: str | None = None) -> ManagerProcess:
         # A short path: Unix socket paths hold 108 bytes, pytest's tmp_path can be longer.
@@ -57,21 +78,24 @@ def cm_manager_factory():
         try:
             manager.close()
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if not _failed(request):
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 if pytest_asyncio is not None:
 
     @pytest_asyncio.fixture
-    async def realm_builder():
+    async def realm_builder(request):
         builder = RealmBuilder()
+        request.node._cm_folders = [*getattr(request.node, "_cm_folders", []),
+                                    lambda: [realm.folder for realm in builder.realms]]
         try:
             yield builder
         finally:
             errors = []
             for realm in builder.realms:
                 try:
-                    await realm.destroy()
+                    await realm.destroy(keep_folder=_failed(request))
                 except Exception as e:  # tear the others down anyway
                     errors.append(e)
             if errors:

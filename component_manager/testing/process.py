@@ -33,6 +33,7 @@ import grpc
 from .._generated import manager_pb2, manager_pb2_grpc
 from ..api.messages import event_dict
 from ..cli.client import CHANNEL_OPTIONS
+from ..cli.output import log_tail
 from ..runners import procinfo
 from ..runners.base import ProcessIdentity
 from ..storage.topology import TopologyStore
@@ -120,8 +121,19 @@ class ManagerProcess:
         result = subprocess.run([*cm_executable(), "--state-dir", str(self.state_dir), *args],
                                 capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
-            raise AssertionError(f"cm {' '.join(args)} exited {result.returncode}: {result.stderr}")
+            tail = self.log_tail(args[1]) if args[:1] == ("start",) and len(args) > 1 else ""
+            raise AssertionError(f"cm {' '.join(args)} exited {result.returncode}: {result.stderr}{tail}")
         return result
+
+    def log_tail(self, moniker: str, lines: int = 20) -> str:
+        """The last ``lines`` of the program log of ``moniker``, as a block to append to a
+        failure (its traceback, when it failed before serving); "" when there is none."""
+        shown = self.cm("show", moniker, "--json", check=False)
+        if shown.returncode != 0:
+            return ""
+        path = json.loads(shown.stdout)["log_path"]
+        tail = log_tail(path, lines)
+        return f"the last lines of {moniker}'s log ({path}):\n" + "\n".join("    " + t for t in tail) if tail else ""
 
     def cm_json(self, *args: str):
         return json.loads(self.cm(*args, "--json").stdout)

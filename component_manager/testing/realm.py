@@ -184,6 +184,7 @@ class _Child:
     exposes: list[str] = field(default_factory=list)
     storage: list[str] = field(default_factory=list)
     program: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
 
 
 class RealmBuilder:
@@ -197,13 +198,14 @@ class RealmBuilder:
         self._test_uses: list[str] = []
         self.realms: list[Realm] = []  # every realm built, for teardown
 
-    def add_child(self, name: str, url: str, *, eager: bool = False) -> str:
+    def add_child(self, name: str, url: str, *, eager: bool = False, config: dict | None = None) -> str:
         """A child from a manifest: a path (relative to the working directory) or a
-        ``file://`` URL. Returns its reference ``"#name"`` for routes."""
+        ``file://`` URL; ``config`` overrides its config values (as a parent's ``config``
+        in its child declaration). Returns its reference ``"#name"`` for routes."""
         self._check_name(name)
         if not url.startswith("file:"):
             url = str(Path(url).resolve())
-        self._children[name] = _Child(name, url=url, eager=eager)
+        self._children[name] = _Child(name, url=url, eager=eager, config=dict(config or {}))
         return f"#{name}"
 
     def add_local_child(self, name: str, main: LocalMain, *, uses: Iterable[str] = (),
@@ -290,6 +292,8 @@ class RealmBuilder:
             decl = {"name": child.name, "url": url}
             if child.eager:
                 decl["startup"] = "eager"
+            if child.config:
+                decl["config"] = child.config
             children.append(decl)
         root = {"children": children, "offer": self._offers}
         if self._root_storage:
@@ -352,7 +356,7 @@ class _Build:
         return self._realm
 
     async def __aexit__(self, *exc) -> None:
-        await self._realm.destroy()
+        await self._realm.__aexit__(*exc)
 
 
 # ---- the realm --------------------------------------------------------------------------------
@@ -469,9 +473,10 @@ class Realm:
 
     # -- teardown -------------------------------------------------------------------------
 
-    async def destroy(self) -> None:
+    async def destroy(self, keep_folder: bool = False) -> None:
         """Tear everything down (idempotent): the manager (ordered, then SIGKILL), every
-        program, the local components, the launcher socket, the temporary folder."""
+        program, the local components, the launcher socket, the temporary folder (unless
+        ``keep_folder``: the pytest plugin keeps a failed test's, with its logs)."""
         if self._destroyed:
             return
         self._destroyed = True
@@ -488,10 +493,16 @@ class Realm:
             finally:
                 if self._driver is not None and not self._driver.done():
                     self._driver.cancel()
-                shutil.rmtree(self.folder, ignore_errors=True)
+                if not keep_folder:
+                    shutil.rmtree(self.folder, ignore_errors=True)
 
     async def __aenter__(self) -> Realm:
         return self
 
-    async def __aexit__(self, *exc) -> None:
-        await self.destroy()
+    async def __aexit__(self, exc_type=None, exc=None, tb=None) -> None:
+        """A body that failed keeps the folder, and its error says where."""
+        failed = exc is not None and not isinstance(exc, asyncio.CancelledError)
+        await self.destroy(keep_folder=failed)
+        if failed:
+            exc.add_note(f"the realm's folder is kept: {self.folder} (manager log: {self.state_dir}/manager.log, "
+                         f"program logs: {self.state_dir}/logs/)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -154,7 +155,7 @@ def run_pytest(path: Path, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
-def test_a_failing_harness_test_leaves_nothing_behind(tmp_path):
+def test_a_failing_harness_test_leaves_no_process_and_keeps_its_folder(tmp_path):
     record = tmp_path / "record.json"
     test_file = tmp_path / "test_fails.py"
     test_file.write_text(FAILING_TEST.format(server=ECHO_SERVER, record=str(record)))
@@ -164,7 +165,13 @@ def test_a_failing_harness_test_leaves_nothing_behind(tmp_path):
     seen = json.loads(record.read_text())
     assert not pid_alive(seen["manager"])
     assert seen["programs"] and not any(pid_alive(pid) for pid in seen["programs"])
-    assert not Path(seen["folder"]).exists() and not Path(seen["state_dir"]).exists()
+    folder = Path(seen["folder"])
+    try:  # kept for a person to look at, and the report says where
+        assert (Path(seen["state_dir"]) / "manager.log").exists()
+        assert not (Path(seen["state_dir"]) / "manager.sock").exists()
+        assert f"kept for you to look at:\n  {folder}" in result.stdout
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_the_guide_example_runs_as_written(tmp_path):
