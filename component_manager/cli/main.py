@@ -70,7 +70,8 @@ class _Version(argparse.Action):
             text = version("component-manager")
         except PackageNotFoundError:
             text = "unknown (not installed)"
-        parser.exit(0, f"cm {text}\n")
+        print(f"cm {text}")
+        parser.exit(0)
 
 
 class _CommandParser(_Parser):
