@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 ECHO = str(ROOT / "components" / "echo" / "echo_server.cml")
 
 
+@pytest.mark.asyncio
 async def test_a_program_that_fails_before_serving_shows_its_traceback(realm_builder):
     realm_builder.add_child("bad", url=str(HERE / "components" / "fails_at_once.cml"))
     async with realm_builder.build() as realm:
@@ -25,6 +26,7 @@ async def test_a_program_that_fails_before_serving_shows_its_traceback(realm_bui
         assert "RuntimeError: no database configured" in message
 
 
+@pytest.mark.asyncio
 async def test_add_child_overrides_config(realm_builder):
     realm_builder.add_child("server", url=ECHO, config={"greeting": "hey"})
     realm_builder.add_route(protocol="echo.Echo", source="#server", targets=["test"])
@@ -33,3 +35,15 @@ async def test_add_child_overrides_config(realm_builder):
         assert (await realm.show("/server"))["config"] == {"greeting": "hey"}  # before it runs
         channel = await realm.connect("echo.Echo")
         assert await channel.unary_unary("/echo.Echo/Echo")(b"x") == b"hey: x"
+
+
+def test_the_factory_and_events_example_of_testing_md(cm_manager_factory, monkeypatch):
+    import re
+    import textwrap
+
+    monkeypatch.chdir(ROOT)
+    guide = (ROOT / "docs" / "testing.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", guide, flags=re.S) if "cm_manager_factory" in b)
+    scope: dict = {}
+    exec(textwrap.dedent(example), scope)  # noqa: S102 - the documented example, run as written
+    scope["test_counter_counts"](cm_manager_factory)
