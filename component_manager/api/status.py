@@ -28,6 +28,7 @@ CODES: dict[type, grpc.StatusCode] = {
     e.UrlError: C.INVALID_ARGUMENT,
     e.ManifestError: C.INVALID_ARGUMENT,
     e.InvalidArgument: C.INVALID_ARGUMENT,
+    e.UsageError: C.INVALID_ARGUMENT,  # client side (cm's exit 2), coded as its parent
     e.CompiledManifestError: C.INVALID_ARGUMENT,
     e.InstanceAlreadyExists: C.ALREADY_EXISTS,
     e.InvalidTransition: C.FAILED_PRECONDITION,
