@@ -12,9 +12,9 @@ from .. import actions
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
 from ..errors import CmError, InvalidArgument, RouteError
-from ..moniker import parse
 from ..model.config import config_values
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
+from ..moniker import parse
 from ..routing.report import plan_reports
 from ..routing.route import route_use
 from .status import reports_errors
@@ -79,11 +79,12 @@ def _config_info(model, inst) -> list[pb.ConfigValue]:
     """The running program's config; for one not running, what a start would give it now
     (none when that start would fail on its config: ``last_stop`` says why)."""
     if inst.run is not None:
-        return [pb.ConfigValue(key=k, value_json=json.dumps(v), source="") for k, v in sorted(inst.run.config.items())]
-    try:
-        values = config_values(actions.RoutingView(model), inst)
-    except CmError:
-        return []
+        values = {key: (value, "") for key, value in inst.run.config.items()}
+    else:
+        try:
+            values = config_values(actions.RoutingView(model), inst)
+        except CmError:
+            return []
     return [pb.ConfigValue(key=k, value_json=json.dumps(v), source=src) for k, (v, src) in sorted(values.items())]
 
 

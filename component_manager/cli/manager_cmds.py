@@ -62,7 +62,7 @@ def _register_manager(sub) -> None:
     run.add_argument("--root", help="URL of the root component (default: the example realm)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
     run.add_argument("--switch-root", action="store_true",
-                     help="accept a state directory made with another --root (forgets that root's instances)")
+                     help="accept a state directory made with another --root (its tree is matched to this root)")
     run.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
     run.set_defaults(handler=_manager_run, normal_exit=True)
@@ -181,7 +181,8 @@ def _running_under(client, moniker: str) -> set[str]:
     """The monikers of the running instances at or under ``moniker``."""
     rows = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest()).instances
     prefix = moniker.rstrip("/") + "/"
-    return {r.moniker for r in rows if r.execution_state == "running" and (r.moniker == moniker or r.moniker.startswith(prefix))}
+    return {r.moniker for r in rows
+            if r.execution_state == "running" and (r.moniker == moniker or r.moniker.startswith(prefix))}
 
 
 def _destroy(args) -> int:
@@ -228,5 +229,5 @@ def _run(args, client, request, moniker: str) -> int:
     if stop is not None and stop["failed"]:
         why = f"{reply.moniker} ended at once ({run_check.stop_summary(stop)})"
         return run_check.report_failure(client, reply.moniker, why, args.keep)
-    verb = "created and started" if stop is None else f"created, started, and exited at once (exit code 0)"
+    verb = "created and started" if stop is None else "created, started, and exited at once (exit code 0)"
     return _print(args, f"{reply.moniker}: {verb} (instance id {reply.instance_id})", summary_dict(reply))

@@ -48,8 +48,11 @@ def early_stop(client, moniker: str, instance_id: str, settle: float) -> dict | 
 
 def report_failure(client, moniker: str, why: str, keep: bool) -> int:
     """Print why, the log's last lines, and destroy the child unless ``keep``; EXIT_ERROR."""
-    info = client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
     print(f"cm: {why}", file=sys.stderr)
+    try:
+        info = client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
+    except RemoteError:
+        return EXIT_ERROR  # it was not created: nothing to show or remove
     tail = log_tail(info.log_path, TAIL_LINES)
     if tail:
         print(f"cm: the last lines of its log ({info.log_path}):", file=sys.stderr)

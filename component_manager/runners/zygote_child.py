@@ -5,7 +5,8 @@ In order: :func:`leave_zygote` (own session and process group, the signal dispos
 fresh interpreter has, every descriptor of the zygote's closed); :func:`take_program` (log on
 1 and 2, ``/dev/null`` on 0, the startup socket on the number ``CM_STARTUP_FD`` names, the
 program's cwd and environment, ``sys.path``, ``sys.argv`` and standard streams as ``python -m``
-sets them, a fresh ``__main__``, a process title naming the instance); then, after the zygote's "go", :func:`run_and_exit`:
+sets them, a fresh ``__main__``, a process title naming the instance); then, after the
+zygote's "go", :func:`run_and_exit`:
 ``runpy._run_module_as_main`` (what ``python -m`` calls), then non-daemon threads joined,
 atexit handlers run, stdio flushed, and ``os._exit`` with the code Python would give:
 ``SystemExit`` codes as Python maps them, 1 after an uncaught exception (its traceback, without
