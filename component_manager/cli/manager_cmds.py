@@ -224,10 +224,10 @@ def _run(args, client, request, moniker: str) -> int:
     except RemoteError as e:
         if e.code.name in ("ALREADY_EXISTS", "NOT_FOUND", "INVALID_ARGUMENT"):
             raise  # nothing was created
-        return run_check.report_failure(client, moniker, str(e), args.keep)
+        return run_check.report_failure(client, moniker, str(e), args.keep, args.json)
     stop = run_check.early_stop(client, reply.moniker, reply.instance_id, args.settle)
     if stop is not None and stop["failed"]:
         why = f"{reply.moniker} ended at once ({run_check.stop_summary(stop)})"
-        return run_check.report_failure(client, reply.moniker, why, args.keep)
+        return run_check.report_failure(client, reply.moniker, why, args.keep, args.json)
     verb = "created and started" if stop is None else "created, started, and exited at once (exit code 0)"
     return _print(args, f"{reply.moniker}: {verb} (instance id {reply.instance_id})", summary_dict(reply))

@@ -88,7 +88,12 @@ def stop(args) -> int:
     if pid is None:
         raise ManagerNotRunning(state_dir)
     started = time.monotonic()
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # it ended meanwhile
+    except PermissionError:
+        raise CmError(f"the manager at {state_dir} (pid {pid}) is not yours to stop") from None
     if not _wait_gone(pid, args.timeout):
         raise CmError(f"the manager (pid {pid}) did not stop within {args.timeout:g}s; "
                       f"`kill -9 {pid}` ends it (the next manager recovers its programs)")

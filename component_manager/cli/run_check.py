@@ -10,6 +10,7 @@ job) is reported as such, exit 0.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import grpc
@@ -46,14 +47,20 @@ def early_stop(client, moniker: str, instance_id: str, settle: float) -> dict | 
     return None
 
 
-def report_failure(client, moniker: str, why: str, keep: bool) -> int:
-    """Print why, the log's last lines, and destroy the child unless ``keep``; EXIT_ERROR."""
+def report_failure(client, moniker: str, why: str, keep: bool, as_json: bool = False) -> int:
+    """Print why, the log's last lines, and destroy the child unless ``keep``; EXIT_ERROR.
+    ``as_json``: the same on stdout too, as cm's JSON error with ``log_tail`` and ``kept``."""
     print(f"cm: {why}", file=sys.stderr)
     try:
         info = client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
     except RemoteError:
-        return EXIT_ERROR  # it was not created: nothing to show or remove
-    tail = log_tail(info.log_path, TAIL_LINES)
+        info = None  # it was not created: nothing to show or remove
+    tail = log_tail(info.log_path, TAIL_LINES) if info is not None else []
+    if as_json:
+        print(json.dumps({"error": why, "type": "StartError", "exit_code": EXIT_ERROR, "moniker": moniker,
+                          "log_tail": tail, "kept": keep and info is not None}))
+    if info is None:
+        return EXIT_ERROR
     if tail:
         print(f"cm: the last lines of its log ({info.log_path}):", file=sys.stderr)
         print("\n".join("    " + line for line in tail), file=sys.stderr)

@@ -95,8 +95,9 @@ def test_run_of_a_program_that_fails_at_once_shows_its_log_and_leaves_nothing(ma
         assert exits.returncode == 1 and "/workers:quick ended at once (exit code 1)" in exits.stderr
         assert manager.cm("show", "/workers:quick", check=False).returncode == 4
 
-        kept = manager.cm("run", "/workers:kept", f"{COMPONENTS}/exits_1.cml", "--keep", check=False)
+        kept = manager.cm("run", "/workers:kept", f"{COMPONENTS}/exits_1.cml", "--keep", "--json", check=False)
         assert kept.returncode == 1 and manager.show("/workers:kept")["status"] == "failed"
+        assert json.loads(kept.stdout)["kept"] is True
 
         ok = manager.cm("run", "/workers:c1", "counter/counter.cml")
         assert ok.stdout.startswith("/workers:c1: created and started")
