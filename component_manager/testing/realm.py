@@ -48,6 +48,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
 from ..moniker import NAME_PATTERN
 from ..runners.startup import StartupInfo
 from ..sdk import run_async
@@ -401,7 +403,14 @@ class Realm:
         manager again: a channel from before the provider stopped holds a stale grant."""
         ctx = await self.context
         ctx._channels.pop(capability, None)  # ask the manager every time: the provider may have stopped
-        channel = await ctx.connect(capability)
+        try:
+            channel = await ctx.connect(capability)
+        except grpc.aio.AioRpcError as e:
+            failed = re.search(r"cannot start '([^']+)'", e.details() or "")
+            if failed is None:
+                raise
+            tail = await asyncio.to_thread(self.manager.log_tail, failed.group(1))
+            raise AssertionError(f"connect {capability!r}: {e.details()}\n{tail}") from e
         self._channels.append(channel)
         return channel
 

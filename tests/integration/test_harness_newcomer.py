@@ -47,3 +47,13 @@ def test_the_factory_and_events_example_of_testing_md(cm_manager_factory, monkey
     scope: dict = {}
     exec(textwrap.dedent(example), scope)  # noqa: S102 - the documented example, run as written
     scope["test_counter_counts"](cm_manager_factory)
+
+
+@pytest.mark.asyncio
+async def test_a_connect_to_a_provider_that_fails_shows_its_traceback(realm_builder):
+    realm_builder.add_child("bad", url=str(HERE / "components" / "fails_at_once.cml"))
+    realm_builder.add_route(protocol="test.Never", source="#bad", targets=["test"])
+    async with realm_builder.build() as realm:
+        with pytest.raises(AssertionError) as error:
+            await realm.connect("test.Never")
+        assert "RuntimeError: no database configured" in str(error.value)
