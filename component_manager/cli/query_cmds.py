@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -211,9 +210,11 @@ def _read_log(path: str) -> bytes:
 
 
 def _copy_log(path: str) -> None:
+    """The whole log to stdout, 1 MiB at a time (shutil's copyfileobj: +10 ms of imports)."""
     try:
         with open(path, "rb") as f:
-            shutil.copyfileobj(f, sys.stdout.buffer)
+            while chunk := f.read(1 << 20):
+                sys.stdout.buffer.write(chunk)
     except FileNotFoundError:
         pass
 
