@@ -11,7 +11,6 @@ parser, and a client command skips the interpreter's shutdown (see ``main``).
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import json
 import os
@@ -51,6 +50,7 @@ def did_you_mean(message: str) -> str:
     found = re.search(r"argument (\w+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if not found:
         return message
+    import difflib  # here: only a mistyped command pays for it
     what, word, choices = found.group(1).lower(), found.group(2), re.findall(r"'([^']*)'", found.group(3))
     close = difflib.get_close_matches(word, choices, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
