@@ -1,12 +1,17 @@
 """Resolve: fetch and verify an instance's manifest, and create its static children.
 
-Synchronous: resolution reads a local file (cached by the resolver), so it needs no action
-set entry; it is idempotent and runs inside start, create and routing. ``RoutingView`` is
-the tree as the pure route walk sees it: manifests resolved on demand, so a route may pass
-through instances nobody has started yet.
+Resolution needs no action set entry: it is idempotent and runs inside start, create and
+routing. The requests (start, create, resolve, route) fetch the manifest with
+``resolve_async``: read and compiled in a worker thread, so the event loop never waits on a
+file; the cache answers on the loop. ``RoutingView`` is the tree as the pure route walk
+sees it: manifests resolved on demand (on the loop: a read the resolver bounds to a regular
+file of at most 1 MiB under a package root), so a route may pass through instances nobody
+has started yet.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from ..errors import InstanceNotFound, InvalidRequest
 from ..model import persist
@@ -15,7 +20,20 @@ from ..model.states import State, transition
 from ..moniker import Moniker
 from .context import ActionContext
 
-__all__ = ["RoutingView", "resolve"]
+__all__ = ["RoutingView", "fetch", "resolve", "resolve_async"]
+
+
+async def fetch(ctx: ActionContext, url: str):
+    """The ResolvedComponent of an absolute ``url``, read off the event loop. Raises UrlError."""
+    hit = ctx.resolver.cached(url)
+    return hit if hit is not None else await asyncio.to_thread(ctx.resolver.resolve, url)
+
+
+async def resolve_async(ctx: ActionContext, inst) -> None:
+    """``resolve``, with the manifest fetched off the event loop first."""
+    if inst.decl is None:
+        await fetch(ctx, inst.url)
+    resolve(ctx, inst)
 
 
 def resolve(ctx: ActionContext, inst, records: dict | None = None) -> None:
