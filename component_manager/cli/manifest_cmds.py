@@ -105,11 +105,12 @@ def _format(args) -> int:
 
     from ..errors import CmError, ManifestError
     from ..manifest import format_text
+    from ..manifest.limits import SourceError, read_source
 
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CmError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_source(args.file).decode("utf-8")
+    except (SourceError, UnicodeDecodeError) as e:
+        raise CmError(f"cannot read {args.file}: {e}") from None
     try:
         out = format_text(text, args.file)
     except ManifestError as e:
