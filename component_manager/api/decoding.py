@@ -4,7 +4,8 @@ gRPC deserializes a request before any servicer code runs; bytes that are not th
 message make it log a traceback and answer UNKNOWN. ``DecodingRegistrar`` stands in for the
 server when services are added (``add_FooServicer_to_server(servicer, registrar)``) and
 hands gRPC handlers that take the raw bytes and parse them themselves, once wrapped per
-method (no per-call interceptor).
+method (no per-call interceptor). A library stub that raises NotImplementedError is answered
+UNIMPLEMENTED, also without a traceback.
 """
 
 from __future__ import annotations
@@ -75,16 +76,30 @@ async def _result(value):
     return await value if inspect.isawaitable(value) else value
 
 
+async def _unimplemented(context, method: str):
+    """A library servicer's stub for a method its proto gained (grpc_health's ``List``):
+    UNIMPLEMENTED, as for an unknown method, without the traceback gRPC would log."""
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+
+
 def _unary_unary(inner, parse, method):
     async def unary_unary(raw, context):
-        return await _result(inner(await _decode(parse, raw, method, context), context))
+        request = await _decode(parse, raw, method, context)
+        try:
+            return await _result(inner(request, context))
+        except NotImplementedError:
+            await _unimplemented(context, method)
     return unary_unary
 
 
 def _unary_stream(inner, parse, method):
     async def unary_stream(raw, context):
-        async for item in _items(inner(await _decode(parse, raw, method, context), context)):
-            yield item
+        request = await _decode(parse, raw, method, context)
+        try:
+            async for item in _items(inner(request, context)):
+                yield item
+        except NotImplementedError:
+            await _unimplemented(context, method)
     return unary_stream
 
 

@@ -15,7 +15,7 @@ import grpc
 from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from .. import grants
 from ..grant_guard import ActivityTracker, GrantInterceptor
@@ -92,8 +92,9 @@ async def start_servers(model, state_dir: Path) -> Servers:
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, DecodingRegistrar(control))
     services = [s.full_name for s in manager_pb2.DESCRIPTOR.services_by_name.values()]
-    reflection.enable_server_reflection(
-        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # enable_server_reflection, decoding
+        reflection.aio.ReflectionServicer(
+            [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]),
         DecodingRegistrar(control))
     hidden = HiddenSocket()
     control.add_insecure_port(hidden.bind_address)

@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, assume, given, settings
+from grpc_health.v1 import health_pb2
 from hypothesis import strategies as st
 
 from component_manager._generated import component_pb2, manager_pb2
@@ -59,12 +60,17 @@ def field_strategy(field, depth: int):
     return st.lists(one, max_size=4) if field.is_repeated else one
 
 
+SERVED = ((manager_pb2, "manager.sock"), (health_pb2, "manager.sock"), (component_pb2, "component.sock"))
+NOT_FUZZED = {"Lifecycle.OnStop",  # served by programs, not by the manager
+              "Health.Watch"}  # a stream that never ends
+
+
 def methods():
-    for module, socket in ((manager_pb2, "manager.sock"), (component_pb2, "component.sock")):
+    for module, socket in SERVED:
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
-                if service.name != "Lifecycle":  # served by programs, not by the manager
-                    yield pytest.param(socket, service, method, id=f"{service.name}.{method.name}")
+                if f"{service.name}.{method.name}" not in NOT_FUZZED:
+                    yield pytest.param(module, socket, service, method, id=f"{service.name}.{method.name}")
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +114,8 @@ def request_class(module, descriptor):
     return getattr(module, descriptor.name)
 
 
-@pytest.mark.parametrize("socket, service, method", list(methods()))
-def test_every_method_answers_every_request_properly(manager, socket, service, method):
-    module = manager_pb2 if socket == "manager.sock" else component_pb2
+@pytest.mark.parametrize("module, socket, service, method", list(methods()))
+def test_every_method_answers_every_request_properly(manager, module, socket, service, method):
     cls = request_class(module, method.input_type)
     before = instances(manager)
 
@@ -138,3 +143,18 @@ def test_every_method_answers_every_request_properly(manager, socket, service, m
     raw_bytes()
     assert instances(manager) == before, "the fuzz changed the tree"
     assert "Traceback" not in manager.log_text()
+
+
+def test_reflection_refuses_undecodable_requests(manager):
+    """Reflection is a bidirectional stream: a message that does not parse ends it with
+    INVALID_ARGUMENT; a valid one is answered."""
+    channel = grpc.insecure_channel(f"unix:{manager.state_dir / 'manager.sock'}")
+    call = channel.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call(iter([b"\xff\xff\xff"]), timeout=10))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    valid = reflection_pb2.ServerReflectionRequest(list_services="").SerializeToString()
+    assert list(call(iter([valid]), timeout=10))
+    channel.close()
