@@ -95,22 +95,25 @@ class Resolver:
         if hit is None:
             return None
         try:
-            st = os.stat(url_path(url))
+            key = _identity(os.stat(url_path(url)))
         except (OSError, ValueError):
             return None
-        return hit[1] if hit[0] == (st.st_size, st.st_mtime_ns) else None
+        return hit[1] if hit[0] == key else None
 
     def resolve(self, url: str) -> ResolvedComponent:
-        """Resolve an absolute URL. Raises UrlError (refused, missing file, invalid manifest)."""
+        """Resolve an absolute URL. Raises UrlError (refused, missing file, invalid manifest).
+
+        A cached URL whose file is the same (device, inode, size, mtime) is answered after
+        one stat; anything else is checked in full (a symlink turned elsewhere is another
+        inode), as 100,000 instances of one URL at boot would otherwise cost a realpath each."""
+        hit = self.cached(url)
+        if hit is not None:
+            return hit
         path = self._checked_path(url)
         try:
-            st = path.stat()
+            key = _identity(path.stat())
         except OSError as e:
             raise UrlError(_short(url), e.strerror or "cannot read") from None
-        key = (st.st_size, st.st_mtime_ns)
-        cached = self._cache.get(url)
-        if cached and cached[0] == key:
-            return cached[1]
         resolved = ResolvedComponent(url, self._load(url, path), package_dir_of(path))
         self._cache[url] = (key, resolved)
         return resolved
@@ -149,6 +152,10 @@ class Resolver:
             raise UrlError(_short(url), f"invalid manifest: {e.problems[0]}{more}") from None
         except CmError as e:
             raise UrlError(_short(url), str(e)) from None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _short(url: str) -> str:

@@ -120,3 +120,15 @@ def test_an_include_out_of_the_root_is_refused(package):
     root, outside = package
     (root / "inc.cml").write_text('{ include: ["../outside/other.cml"] }')
     assert "outside the package roots" in refused(Resolver([root]), f"file://{root}/inc.cml")
+
+
+def test_a_cached_url_whose_symlink_turns_out_of_the_root_is_refused(package):
+    root, outside = package
+    (outside / "other.cml").write_text("{ }")  # the same size as ok.cml would not matter either
+    link = root / "link.cml"
+    link.symlink_to(root / "ok.cml")
+    resolver = Resolver([root])
+    resolver.resolve(f"file://{link}")
+    link.unlink()
+    link.symlink_to(outside / "other.cml")
+    assert "outside the package roots" in refused(resolver, f"file://{link}")
