@@ -186,7 +186,8 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
     async def Route(self, request, context):
         inst = self.model.find(request.moniker)
         await actions.resolve_async(self.model, inst)
-        reports = plan_reports(actions.RoutingView(self.model), inst.moniker, inst.decl, request.capability)
+        reports = await actions.walk_routes(
+            self.model, lambda view: plan_reports(view, inst.moniker, inst.decl, request.capability))
         return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 

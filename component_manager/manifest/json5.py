@@ -238,14 +238,15 @@ def key_path(path: Path) -> str:
     return out
 
 
+_STRING_STOP = {q: re.compile(r"[%s\\\n\r]" % q) for q in "'\""}
+
+
 def _string_end(text: str, pos: int, quote: str) -> int:
-    """Index of the first quote, backslash or newline at or after ``pos``, or -1."""
-    best = -1
-    for ch in (quote, "\\", "\n", "\r"):
-        i = text.find(ch, pos)
-        if i >= 0 and (best < 0 or i < best):
-            best = i
-    return best
+    """Index of the first quote, backslash or newline at or after ``pos``, or -1. One
+    search that stops at the first hit: ``str.find`` per character would scan to the end
+    of the text for each absent one, quadratic over a file of many strings."""
+    m = _STRING_STOP[quote].search(text, pos)
+    return m.start() if m else -1
 
 
 def _number(token: str) -> int | float:

@@ -4,14 +4,14 @@ A manifest may come from anyone who can name a URL, so every dimension of it is 
 a breach is refused as a located problem, never as a RecursionError, an OverflowError or a
 read that never ends:
 
-    MAX_MANIFEST_BYTES  1 MiB     a .cml, a shard or a .cm (the largest in Fuchsia's tree: 40 KiB)
+    MAX_MANIFEST_BYTES  1 MiB     a .cml, a shard or a .cm (real ones are a few KiB)
     MAX_DEPTH           64        nested objects and lists (manifests use 5)
     MAX_ELEMENTS        100,000   members of one object or list
     MAX_NUMBER_CHARS    64        one number as written (uint64 takes 20 digits)
 
-``read_source`` opens without following a FIFO's wait (O_NONBLOCK), checks the open file is
-a regular file under the size limit, and reads at most that much: a FIFO, ``/dev/zero``,
-``/dev/urandom`` or a directory is refused at once.
+``read_source`` opens with O_NONBLOCK (opening a FIFO does not wait for a writer), checks
+with fstat that the open file is a regular file under the size limit, and reads at most that
+much: a FIFO, ``/dev/zero``, ``/dev/urandom`` or a directory is refused at once.
 """
 
 from __future__ import annotations
