@@ -31,8 +31,7 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     check_name(collection, "collection name")
     check_name(name, "child name")
     await resolve_async(ctx, parent)
-    if parent.state in (State.SHUTDOWN, State.DESTROYED):
-        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")
+    _check_open(parent)
     coll = parent.decl.collection(collection)
     if coll is None:
         raise CollectionNotFound(str(parent.moniker), collection)
@@ -41,9 +40,8 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     _check_free(ctx, text)
     full_url = absolute_url(url, parent.url)
     await fetch(ctx, full_url)  # a bad URL fails here, before anything exists
-    _check_free(ctx, text)  # again: another create may have taken the name meanwhile
-    if parent.state in (State.SHUTDOWN, State.DESTROYED):
-        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")
+    _check_free(ctx, text)  # again, after the wait: another create may have taken the name,
+    _check_open(parent)  # or a shutdown the parent
     batch = ctx.store.new_batch()  # one durable commit: incarnation, record, event
     incarnation = batch.next_incarnation(parent.moniker_text, collection)
     child = Instance(moniker, parent, full_url, new_instance_id(), ctx.owner, incarnation, collection, text)
@@ -66,3 +64,8 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
 def _check_free(ctx: ActionContext, text: str) -> None:
     if text in ctx.index or text in ctx.creating:
         raise InstanceAlreadyExists(text)
+
+
+def _check_open(parent: Instance) -> None:
+    if parent.state in (State.SHUTDOWN, State.DESTROYED):
+        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")

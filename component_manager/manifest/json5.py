@@ -99,7 +99,7 @@ class _Parser:
         if c == "[":
             return self.array(path)
         if c in "\"'" and c:
-            return self.checked(self.string(), path)
+            return self.string()
         m = _NUMBER.match(self.text, self.pos)
         if m:
             if m.end() - m.start() > MAX_NUMBER_CHARS:
@@ -128,7 +128,7 @@ class _Parser:
         while (c := self.skip()) != "}":
             self.count(result, path)
             start = self.pos
-            key = self.checked(self.key(c), path)
+            key = self.key(c)
             if key in result:
                 self.fail(f"duplicate key {key!r}", start)
             self.positions[(*path, key)] = self.where(start)
@@ -188,12 +188,6 @@ class _Parser:
             if text[end] != "\\":
                 self.fail("unterminated string (a newline inside a string must be escaped)", start)
             parts.append(self.escape())
-
-    def checked(self, value: str, path: Path) -> str:
-        """No NUL in a manifest string: a path or URL holding one cannot be opened."""
-        if "\0" in value:
-            self.fail("a NUL byte is not allowed in a manifest string", path=path)
-        return value
 
     def escape(self) -> str:
         c = self.text[self.pos:self.pos + 1]

@@ -82,6 +82,9 @@ def read_text(text: str, filename: str, include_paths=(), roots=None, _seen=None
     seen = _seen if _seen is not None else {str(Path(filename).resolve())}
     problems = smap.pending
     for index, include in enumerate(_include_list(value, smap, problems)):
+        if "\0" in include:
+            problems.append(smap.problem(("include", index), "a NUL byte is not allowed here"))
+            continue
         found = _find(include, Path(filename).parent, include_paths)
         if found is None:
             where = ", ".join([str(Path(filename).parent)] + [str(p) for p in include_paths])
@@ -117,8 +120,6 @@ def _include_list(value: dict, smap: SourceMap, problems: list) -> list[str]:
 
 def _find(include: str, base: Path, include_paths) -> Path | None:
     """The real path of the first existing ``include``; what it is, ``_read`` checks."""
-    if "\0" in include:  # json5 refuses NUL in strings; a caller's include_paths may not
-        return None
     for folder in (base, *map(Path, include_paths)):
         candidate = folder / include
         try:

@@ -29,7 +29,7 @@ CASES = [
     ("a max_count over 32 bits", "{ config: { a: { type: 'vector', max_count: 4294967296, element: { type: 'bool' } } } }",
      "config.a.max_count", "less than or equal"),
     ("an include name over NAME_MAX", "{ include: ['" + "a" * 300 + ".cml'] }", "include[0]", "cannot find include"),
-    ("a NUL byte in an include", "{ include: ['a\\u0000b.cml'] }", "include[0]", "NUL"),
+    ("a NUL byte in an include", "{ include: ['a\\u0000b.cml'] }", "include[0]", "NUL byte"),
     ("a NUL byte in a child URL", "{ children: [ { name: 'a', url: 'a\\u0000b.cml' } ] }", "children[0].url", "NUL"),
     ("a NUL byte in a use path", "{ use: [ { storage: 'data', path: '/da\\u0000ta' } ] }", "use[0].path", "NUL"),
     ("a NUL byte in a program arg", "{ " + PROGRAM % "args: ['a\\u0000']" + " }", "program.args[0]", "NUL"),
@@ -75,3 +75,8 @@ def test_an_include_that_is_not_a_regular_file_is_refused(tmp_path):
         compile_file(tmp_path / "main.cml")
     messages = [p.message for p in caught.value.problems]
     assert len(messages) == 2 and all("not a regular file" in m for m in messages), messages
+
+
+def test_a_config_value_may_hold_a_nul_byte():
+    text = "{ config: { a: { type: 'string', max_size: 8, default: 'a\\u0000b' } } }"
+    assert compile_text(text, "x.cml").config[0].default == "a\0b"
