@@ -87,7 +87,7 @@ def manager(tmp_path_factory):
         process.cm("start", "/workers:kept")
         yield process
     finally:
-        process.kill9()
+        process.close()
         os.chdir(previous)
 
 

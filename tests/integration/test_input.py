@@ -42,7 +42,7 @@ def realm(tmp_path):
             os.close(os.open(pkg / "fifo.cml", os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             pass
-        manager.kill9()
+        manager.close()
 
 
 def hostile_urls(pkg):
