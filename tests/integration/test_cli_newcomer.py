@@ -22,6 +22,7 @@ from component_manager.testing.process import ManagerProcess, cm_executable, pid
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 COMPONENTS = "tests/integration/components"
+ROOTS = [Path(__file__).parent / "components"]  # the test components resolve beside the example realm
 
 
 def cm(state_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -83,7 +84,7 @@ def test_a_state_directory_keeps_its_root_unless_told_to_switch(manager_dir):
 # ---- programs that fail ----------------------------------------------------------------------
 
 def test_run_of_a_program_that_fails_at_once_shows_its_log_and_leaves_nothing(manager_dir):
-    with ManagerProcess(manager_dir) as manager:
+    with ManagerProcess(manager_dir, package_roots=ROOTS) as manager:
         failed = manager.cm("run", "/workers:bad", f"{COMPONENTS}/fails_at_once.cml", check=False)
         assert failed.returncode == 1 and failed.stdout == ""
         assert "before it was serving" in failed.stderr
@@ -104,7 +105,7 @@ def test_run_of_a_program_that_fails_at_once_shows_its_log_and_leaves_nothing(ma
 
 
 def test_a_start_without_its_config_records_start_failed(manager_dir):
-    with ManagerProcess(manager_dir) as manager:
+    with ManagerProcess(manager_dir, package_roots=ROOTS) as manager:
         manager.cm("create", "/workers:nc", f"{COMPONENTS}/needs_config.cml")
         start = manager.cm("start", "/workers:nc", check=False)
         assert start.returncode == 1 and "db_url: no value" in start.stderr
