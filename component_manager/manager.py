@@ -9,6 +9,10 @@ servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and 
 The python runner's zygote (``runners/zygote.py``) is started right after the model is
 built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
 ``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
+
+Governing options: ``budget`` (``policy/budget.py``: evict to stay within ``--max-running``
+and ``--memory-budget``) and ``watch`` (``policy/watch.py``: reload when a manifest or a
+program file changes).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import CmError
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .policy.budget import Budget, BudgetPolicy
+from .policy.watch import PackageWatch
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -42,9 +48,12 @@ class ManagerAlreadyRunning(CmError):
 
 
 class Manager:
-    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None):
+    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
+                 budget: Budget | None = None, watch: bool = False):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.budget = budget or Budget()
+        self.watch = watch
         self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
@@ -74,11 +83,15 @@ class Manager:
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
+            if self.budget:
+                self.model.pre_start_hooks.append(BudgetPolicy(self.model, self.budget))
             actions.boot(self.model)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             await actions.start(self.model, self.model.root, START_ROOT)
+            if self.watch:
+                self.model.owner.spawn(PackageWatch(self.model).run(), "package watch")
             if on_ready is not None:
                 on_ready()
             await self._shutdown_requested.wait()

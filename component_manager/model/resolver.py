@@ -88,6 +88,8 @@ class Resolver:
             return compile_file(path)
         except ManifestError as e:
             more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
-            raise UrlError(url, f"invalid manifest: {e.problems[0]}{more}") from None
+            error = UrlError(url, f"invalid manifest: {e.problems[0]}{more}")
+            error.problems = e.problems  # every one, for a reload's report
+            raise error from None
         except CmError as e:
             raise UrlError(url, str(e)) from None

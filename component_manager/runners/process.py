@@ -72,8 +72,10 @@ class ChildProgram(WatchedProcess):
             pass
 
 
-async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
-    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
+async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {},
+                enforcement=None) -> ChildProgram:
+    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket;
+    under ``enforcement`` (``limits.py``), joined to its cgroup before it runs.
 
     Environment: the manager's, then ``env_defaults``, then the program's ``env``, then the
     spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
@@ -87,8 +89,9 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end)
+    setup = enforcement.child_setup() if enforcement is not None else None
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end)
+        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end, setup)
     try:
         popen, identity = await asyncio.shield(launched)
     except asyncio.CancelledError:
@@ -96,7 +99,21 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         raise
     except OSError as e:
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    return ChildProgram(popen, identity)
+    except subprocess.SubprocessError as e:  # its preexec_fn failed: it could not be limited
+        raise StartError(spec.moniker, f"cannot apply its limits: {e}") from None
+    finally:
+        if enforcement is not None:
+            enforcement.close_child_setup()
+    return with_limits(ChildProgram(popen, identity), enforcement)
+
+
+def with_limits(program, enforcement):
+    """``program``, watched under ``enforcement`` (None: no limits)."""
+    if enforcement is not None:
+        program.limits = enforcement
+        enforcement.attach(program.pid)
+        program._done.add_done_callback(lambda _f: enforcement.verdict())  # and free its cgroup
+    return program
 
 
 # vfork + exec blocks the calling thread until the child has exec'd (most of a spawn's
@@ -105,12 +122,13 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
 _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
-def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int):
-    """In a spawner thread: the process and its identity. Closes our copies of the fds."""
+def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, setup=None):
+    """In a spawner thread: the process and its identity. Closes our copies of the fds.
+    ``setup`` (limits only) runs in the child before exec; it makes Popen fork, not vfork."""
     try:
         popen = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-            pass_fds=(read_end,), start_new_session=True,
+            pass_fds=(read_end,), start_new_session=True, preexec_fn=setup,
         )
     finally:
         os.close(log_fd)
@@ -230,4 +248,12 @@ class ProcessRunner:
     name = "process"
 
     async def launch(self, spec: LaunchSpec) -> ChildProgram:
-        return await spawn(spec, [resolve_binary(spec), *spec.program.args])
+        argv = [resolve_binary(spec), *spec.program.args]
+        return await spawn(spec, argv, enforcement=limits_for(spec))
+
+
+def limits_for(spec: LaunchSpec):
+    """The Enforcement of ``spec``'s limits, or None. Raises LimitNotEnforceable."""
+    from .limits import prepare, tag_of
+
+    return prepare(spec.moniker, spec.instance_id, spec.program, tag_of(spec.log_path.parent))
