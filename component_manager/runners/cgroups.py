@@ -48,6 +48,7 @@ class Counters:
     memory_peak: int = 0
     memory_current: int = 0
     cpu_s: float = 0.0
+    memory_hits: int = 0  # times its use reached the limit (counted before any OOM kill)
 
 
 class Group:
@@ -124,7 +125,8 @@ class V1Group(Group):
         usage = self._read("cpuacct", "cpuacct.usage").strip()
         return Counters(oom, refused, _int(self._read("memory", "memory.max_usage_in_bytes")),
                         _int(self._read("memory", "memory.usage_in_bytes")),
-                        int(usage) / 1e9 if usage.isdigit() else 0.0)
+                        int(usage) / 1e9 if usage.isdigit() else 0.0,
+                        _int(self._read("memory", "memory.failcnt")))
 
     def oom_eventfd(self) -> int:
         """An eventfd that becomes readable at each OOM in the group (v1 notification API)."""
@@ -170,10 +172,11 @@ class V2Group(Group):
 
     def counters(self) -> Counters:
         usage_us = _keyed(self._read("cpu", "cpu.stat")).get("usage_usec", 0)
-        return Counters(_keyed(self._read("memory", "memory.events")).get("oom_kill", 0),
-                        _keyed(self._read("pids", "pids.events")).get("max", 0),
+        events = _keyed(self._read("memory", "memory.events"))
+        return Counters(events.get("oom_kill", 0), _keyed(self._read("pids", "pids.events")).get("max", 0),
                         _int(self._read("memory", "memory.peak")),
-                        _int(self._read("memory", "memory.current")), usage_us / 1e6)
+                        _int(self._read("memory", "memory.current")), usage_us / 1e6,
+                        events.get("max", 0) + events.get("oom", 0))
 
     def oom_eventfd(self) -> int:
         return -1  # memory.oom.group: the kernel kills the whole group itself

@@ -10,8 +10,9 @@ At launch, ``prepare()`` turns the declared limits into an ``Enforcement``:
 - open_files: ``RLIMIT_NOFILE``, set in the program before it runs.
 
 The program applies what concerns it itself, before any code of its own runs: a spawned
-program in ``preexec_fn`` (``child_setup()``), a zygote child from its launch request
-(``for_zygote()``, applied by ``zygote_child.join_limits``).
+program through a shell that joins the cgroup, sets the rlimits and execs it (``wrap()``,
+about a millisecond), a zygote child from its launch request (``for_zygote()``, applied by
+``zygote_child.join_limits``).
 
 Going over shows in how the program ended: ``verdict()`` is "" if no limit was hit, else
 one line naming the limit and the value seen, e.g. ``"memory: over its limit of 64MiB
@@ -20,7 +21,7 @@ one line naming the limit and the value seen, e.g. ``"memory: over its limit of 
 Example::
 
     enforcement = prepare("/app/worker", instance_id, program_decl, tag="1a2b3c4d5e")
-    popen = Popen(argv, preexec_fn=enforcement.child_setup(), ...)
+    popen = Popen(enforcement.wrap(argv), ...)
     enforcement.attach(pid)
     ... it ends ...
     enforcement.verdict()      # "pids: 16 reached (3 forks refused)"
@@ -45,6 +46,7 @@ __all__ = ["Enforcement", "Limits", "format_size", "prepare", "usage_of"]
 log = logging.getLogger("component_manager.runners.limits")
 
 WATCH_PERIOD_S = 0.25
+SHELL = "/bin/sh"  # joins the cgroup and sets the rlimits, then execs the program
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -137,16 +139,15 @@ class Enforcement:
 
     # ---- in the program, before its code runs ------------------------------------------------
 
-    def child_setup(self):
-        """A ``preexec_fn``: join the cgroup and set the rlimits (after fork, before exec)."""
-        fds = [os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in (self.group.procs_paths if self.group else ())]
-        self._fds = fds
-        return _Join(tuple(fds), self.rlimits)
-
-    def close_child_setup(self) -> None:
-        for fd in getattr(self, "_fds", ()):
-            os.close(fd)
-        self._fds = []
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` behind a shell that joins the cgroup, sets the rlimits and execs it (same
+        pid). Not a ``preexec_fn``: Python code run in a fork of the threaded manager can
+        crash (seen here: SIGSEGV in the child, with gRPC's threads about)."""
+        script = "".join(f"ulimit -n {soft} && " for res, soft, _hard in self.rlimits
+                         if res == resource.RLIMIT_NOFILE)
+        script += 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
+        paths = self.group.procs_paths if self.group is not None else []
+        return [SHELL, "-c", script, "cm-limits", *paths, "--", *argv]
 
     def for_zygote(self) -> dict:
         return {"cgroup_procs": self.group.procs_paths if self.group else [],
@@ -211,18 +212,23 @@ class Enforcement:
 
     # ---- after it ended ------------------------------------------------------------------------
 
-    def verdict(self) -> str:
-        """"" if no limit was hit, else which limit and the value seen. Closes the group."""
+    def verdict(self, status=None) -> str:
+        """"" if no limit was hit, else which limit and the value seen; ``status`` is how
+        the program ended (the first call, when its end is noticed, gives it). Closes the
+        group: later calls return the same answer."""
         if self._verdict is None:
-            self._verdict = self._killed_for or self._counted()
+            self._verdict = self._killed_for or self._counted(status)
             self.close()
         return self._verdict
 
-    def _counted(self) -> str:
+    def _counted(self, status) -> str:
         if self.group is None:
             return ""
         c = self.group.counters()
-        if c.oom_kills:
+        # The kernel counts an OOM kill after it has sent the SIGKILL (and logged it), so a
+        # program may be gone before ``oom_kills`` says so; reaching the limit is counted first.
+        killed = status is not None and status.signal == signal.SIGKILL
+        if c.oom_kills or (killed and c.memory_hits):
             return self._memory_verdict(c)
         if c.pids_refused:
             return f"pids: its limit of {self.limits.pids} was reached ({c.pids_refused} forks refused)"
@@ -244,20 +250,6 @@ class Enforcement:
     def _remove_later(self, tries: int) -> None:
         if not self.group.remove() and tries > 1:
             asyncio.get_running_loop().call_later(0.5, self._remove_later, tries - 1)
-
-
-class _Join:
-    """Runs in the forked child (no locks, no imports): write our pid, set the rlimits."""
-
-    def __init__(self, fds: tuple[int, ...], rlimits):
-        self.fds, self.rlimits = fds, rlimits
-
-    def __call__(self) -> None:
-        pid = str(os.getpid()).encode()
-        for fd in self.fds:
-            os.write(fd, pid)
-        for res, soft, hard in self.rlimits:
-            resource.setrlimit(res, (soft, hard))
 
 
 def _killpg(pgid: int) -> None:

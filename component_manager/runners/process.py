@@ -89,9 +89,10 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end)
-    setup = enforcement.child_setup() if enforcement is not None else None
+    if enforcement is not None:
+        argv = enforcement.wrap(list(argv))
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end, setup)
+        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end)
     try:
         popen, identity = await asyncio.shield(launched)
     except asyncio.CancelledError:
@@ -99,11 +100,6 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         raise
     except OSError as e:
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    except subprocess.SubprocessError as e:  # its preexec_fn failed: it could not be limited
-        raise StartError(spec.moniker, f"cannot apply its limits: {e}") from None
-    finally:
-        if enforcement is not None:
-            enforcement.close_child_setup()
     return with_limits(ChildProgram(popen, identity), enforcement)
 
 
@@ -112,7 +108,7 @@ def with_limits(program, enforcement):
     if enforcement is not None:
         program.limits = enforcement
         enforcement.attach(program.pid)
-        program._done.add_done_callback(lambda _f: enforcement.verdict())  # and free its cgroup
+        program._done.add_done_callback(lambda done: enforcement.verdict(done.result()))  # frees its cgroup
     return program
 
 
@@ -122,13 +118,12 @@ def with_limits(program, enforcement):
 _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
-def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, setup=None):
-    """In a spawner thread: the process and its identity. Closes our copies of the fds.
-    ``setup`` (limits only) runs in the child before exec; it makes Popen fork, not vfork."""
+def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int):
+    """In a spawner thread: the process and its identity. Closes our copies of the fds."""
     try:
         popen = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-            pass_fds=(read_end,), start_new_session=True, preexec_fn=setup,
+            pass_fds=(read_end,), start_new_session=True,
         )
     finally:
         os.close(log_fd)

@@ -50,9 +50,12 @@ def cm_executable() -> list[str]:
 
 
 class ManagerProcess:
-    def __init__(self, state_dir: Path, root: str | None = None):
+    def __init__(self, state_dir: Path, root: str | None = None, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None):
         self.state_dir = Path(state_dir)
         self.root = root
+        self.args = tuple(args)  # more options of `cm manager run`, e.g. ("--max-running", "2")
+        self.env = env  # more environment variables for the manager
         self.process: subprocess.Popen | None = None
 
     # ---- lifecycle of the manager itself ---------------------------------------------------
@@ -63,10 +66,12 @@ class ManagerProcess:
                 "manager", "run", "--ready-fd", str(write_end)]
         if self.root:
             args += ["--root", self.root]
+        args += self.args
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / "manager.log", "ab")
+        env = {**os.environ, **self.env} if self.env else None
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        pass_fds=(write_end,), start_new_session=True)
+                                        pass_fds=(write_end,), start_new_session=True, env=env)
         log.close()
         os.close(write_end)
         try:
