@@ -21,7 +21,7 @@ __all__ = ["ActionContext", "ResolverLike"]
 
 
 class ResolverLike(Protocol):
-    def resolve(self, url: str) -> ResolvedComponent: ...
+    def resolve(self, url: str, fresh: bool = False) -> ResolvedComponent: ...
 
 
 class ActionContext(Protocol):

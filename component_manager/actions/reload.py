@@ -84,7 +84,7 @@ def _resolve_all(ctx: ActionContext, scope) -> dict:
         if inst.url in fresh:
             continue
         try:
-            fresh[inst.url] = ctx.resolver.resolve(inst.url)
+            fresh[inst.url] = ctx.resolver.resolve(inst.url, fresh=True)
         except UrlError as e:
             fresh[inst.url] = None
             problems.extend(getattr(e, "problems", None) or [Problem(url_path(inst.url), 0, "", e.reason)])

@@ -64,8 +64,10 @@ class Resolver:
     def __init__(self) -> None:
         self._cache: dict[str, tuple[tuple[int, int], ResolvedComponent]] = {}
 
-    def resolve(self, url: str) -> ResolvedComponent:
-        """Resolve an absolute URL. Raises UrlError (missing file, invalid manifest)."""
+    def resolve(self, url: str, fresh: bool = False) -> ResolvedComponent:
+        """Resolve an absolute URL; ``fresh`` reads the file even if its size and mtime are
+        those cached (a file rewritten within one tick of the file system's clock keeps its
+        mtime: a reload must not trust that). Raises UrlError (missing file, invalid manifest)."""
         path = Path(url_path(url))
         try:
             st = path.stat()
@@ -73,9 +75,11 @@ class Resolver:
             raise UrlError(url, e.strerror or "cannot read") from None
         key = (st.st_size, st.st_mtime_ns)
         cached = self._cache.get(url)
-        if cached and cached[0] == key:
+        if cached and cached[0] == key and not fresh:
             return cached[1]
         resolved = ResolvedComponent(url, self._load(url, path), package_dir_of(path))
+        if cached and cached[1].decl.fingerprint == resolved.decl.fingerprint and cached[1].package_dir == resolved.package_dir:
+            resolved = cached[1]  # unchanged: instances keep sharing one ComponentDecl
         self._cache[url] = (key, resolved)
         return resolved
 
