@@ -7,7 +7,7 @@ and are answered on resume; its idle clock restarts at resume (a program frozen 
 minutes has not been idle for ten minutes). Stopping a paused instance thaws it first, so
 that it can hear OnStop and end; its waiting requests then wait for the next start.
 
-The moves are checked by ``states.set_execution``: pausing what is not running, or
+The moves are checked by ``states.set_execution``/``check_execution``: pausing what is not running, or
 resuming what is not paused, raises InvalidTransition (FAILED_PRECONDITION).
 
 Scenario: ``cm pause /echo_server``; a client connects and waits; ``cm resume
@@ -21,7 +21,7 @@ import signal
 import time
 
 from ..errors import InvalidRequest
-from ..model.states import ExecutionState, set_execution
+from ..model.states import ExecutionState, check_execution, set_execution
 from .context import ActionContext
 
 __all__ = ["FREEZE_TIMEOUT_S", "pause", "resume", "thaw", "wait_resumed"]
@@ -39,7 +39,12 @@ async def pause(ctx: ActionContext, inst) -> None:
         raise InvalidRequest(inst.moniker_text, "has no program of its own to freeze (no program, or an in-process one)")
     set_execution(inst, ExecutionState.PAUSED)  # running -> paused
     run.resumed = asyncio.Event()
-    run.frozen_by = await _freeze(run.program)
+    frozen_by = await _freeze(run.program)
+    if not run.paused:  # a stop thawed it while the freezer was at work: undo, and say so
+        run.frozen_by = frozen_by
+        thaw(inst, run)
+        raise InvalidRequest(inst.moniker_text, "was stopped while it was being paused")
+    run.frozen_by = frozen_by
     await ctx.events.record("paused", inst, detail=f"frozen by {run.frozen_by}")
 
 
@@ -57,9 +62,8 @@ async def _freeze(program) -> str:
 async def resume(ctx: ActionContext, inst) -> None:
     """Thaw ``inst``'s program; its waiting requests are answered. Raises InvalidTransition
     when it is not paused."""
-    set_execution(inst, ExecutionState.RUNNING)  # paused -> running (checked before the thaw)
-    inst.run.paused = True  # thaw() does the move once the program runs again
-    thaw(inst, inst.run)
+    check_execution(inst, ExecutionState.RUNNING)
+    thaw(inst, inst.run)  # paused -> running
     await ctx.events.record("resumed", inst)
 
 
@@ -71,7 +75,7 @@ def thaw(inst, run) -> None:
         run.program.signal_group(signal.SIGCONT)
     run.frozen_by = ""
     run.last_connect = time.monotonic()
-    run.paused = False  # paused -> running
+    run.paused = False  # paused -> running (checked by the caller, or a stop: always allowed)
     if run.resumed is not None:
         run.resumed.set()
 

@@ -18,7 +18,7 @@ import enum
 
 from ..errors import InvalidTransition
 
-__all__ = ["ExecutionState", "State", "set_execution", "transition"]
+__all__ = ["ExecutionState", "State", "check_execution", "set_execution", "transition"]
 
 
 class State(enum.StrEnum):
@@ -58,9 +58,14 @@ _EXECUTION_ALLOWED: dict[ExecutionState, frozenset[ExecutionState]] = {
 }
 
 
-def set_execution(instance, target: ExecutionState) -> None:
-    """Pause or resume ``instance``'s run, or raise InvalidTransition naming the moniker."""
+def check_execution(instance, target: ExecutionState) -> None:
+    """Raise InvalidTransition (naming the moniker) unless its run may move to ``target``."""
     current = instance.execution_state
     if target not in _EXECUTION_ALLOWED[current]:
         raise InvalidTransition(str(instance.moniker), current.value, target.value)
+
+
+def set_execution(instance, target: ExecutionState) -> None:
+    """Pause or resume ``instance``'s run, or raise InvalidTransition naming the moniker."""
+    check_execution(instance, target)
     instance.run.paused = target is ExecutionState.PAUSED
