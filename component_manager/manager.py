@@ -33,6 +33,7 @@ from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
 from .policy.budget import Budget, BudgetPolicy
 from .policy.watch import PackageWatch
+from .runners.limits import clean_groups
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -86,6 +87,7 @@ class Manager:
             if self.budget:
                 self.model.pre_start_hooks.append(BudgetPolicy(self.model, self.budget))
             actions.boot(self.model)
+            clean_groups(self.state_dir)  # those of programs a dead manager left (boot killed them)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
@@ -102,6 +104,7 @@ class Manager:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            clean_groups(self.state_dir)
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

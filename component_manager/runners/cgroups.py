@@ -229,6 +229,26 @@ class Hierarchy:
     def _prepare(self, tag: str) -> None:
         pass
 
+    def clean(self, tag: str) -> int:
+        """Remove this manager's empty groups and its folder (left by a manager that died,
+        or at shutdown); groups still holding a process stay. Returns how many went."""
+        removed = 0
+        for base in set(self.bases.values()):
+            folder = base / f"cm-{tag}"
+            for group in (folder.iterdir() if folder.is_dir() else ()):
+                if group.is_dir():
+                    removed += _rmdir(group)
+            _rmdir(folder)
+        return removed
+
+
+def _rmdir(folder: Path) -> int:
+    try:
+        folder.rmdir()
+        return 1
+    except OSError:
+        return 0
+
 
 class V1Hierarchy(Hierarchy):
     version = "v1"

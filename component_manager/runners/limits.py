@@ -37,11 +37,12 @@ import os
 import resource
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import LimitNotEnforceable
 from . import cgroups
 
-__all__ = ["Enforcement", "Limits", "format_size", "prepare", "usage_of"]
+__all__ = ["Enforcement", "Limits", "clean_groups", "format_size", "prepare", "usage_of"]
 
 log = logging.getLogger("component_manager.runners.limits")
 
@@ -79,6 +80,13 @@ def format_size(n: int) -> str:
 def tag_of(state_dir) -> str:
     """The name of one manager's folder of cgroups (two managers never share one)."""
     return hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
+
+
+def clean_groups(state_dir) -> None:
+    """Remove the empty cgroups of the manager of ``state_dir`` (at boot and at shutdown)."""
+    hier = cgroups.hierarchy()
+    if hier is not None:
+        hier.clean(tag_of(Path(state_dir) / "logs"))
 
 
 def prepare(moniker: str, instance_id: str, program, tag: str) -> Enforcement | None:
