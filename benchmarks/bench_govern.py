@@ -96,6 +96,7 @@ def pause_resume(tmp: Path, samples: int) -> list[dict]:
         with m.events("/echo") as events:
             api.start("/probe")
             events.wait_for(type="capability_requested", moniker="/echo")  # its first connect
+            events.wait_for(type="started", moniker="/echo")  # which started the provider
             resumed = []
             for i in range(samples):
                 api.lifecycle.Pause(request, timeout=30)
