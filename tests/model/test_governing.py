@@ -104,3 +104,25 @@ async def test_a_broken_manifest_makes_reload_change_nothing(make_model):
         await actions.reload(model, model.root)
     assert str(raised.value).splitlines() == ["pa.cml:3: program.ready: bad", "pa.cml:5: use: bad"]
     await _finish(model)
+
+
+async def test_memory_budget_counts_declared_limits(make_model):
+    mib = 1 << 20
+    model = make_model({
+        "root": realm(ChildDecl("big", "big"), ChildDecl("small", "small"), ChildDecl("urgent", "urgent")),
+        "big": ComponentDecl(program=prog(0, memory_limit_bytes=200 * mib)),
+        "small": ComponentDecl(program=prog(0, memory_limit_bytes=50 * mib)),
+        "urgent": ComponentDecl(program=prog(2, memory_limit_bytes=100 * mib)),
+    })
+    model.pre_start_hooks.append(BudgetPolicy(model, Budget(memory=300 * mib)))
+    await actions.start(model, model.find("/big"), START_REQUESTED)
+    await actions.start(model, model.find("/small"), START_REQUESTED)  # 250 MiB: fits
+    await actions.start(model, model.find("/urgent"), START_REQUESTED)  # 350: one must go
+    # /big and /small have one priority; /big is the least recently used, and evicting it
+    # alone makes room
+    assert model.find("/big").last_stop.reason is StopReason.EVICTED
+    assert "memory_budget 300MiB" in model.find("/big").last_stop.detail
+    assert model.find("/small").run is not None
+    with pytest.raises(ResourceExhausted, match="memory_budget 300MiB"):
+        await actions.start(model, model.find("/big"), START_REQUESTED)  # priority 0: nothing below
+    await _finish(model)
