@@ -80,8 +80,9 @@ class Manager:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             if self.budget:
                 self.model.pre_start_hooks.append(BudgetPolicy(self.model, self.budget))
-            actions.boot(self.model)
-            clean_groups(self.state_dir)  # those of programs a dead manager left (boot killed them)
+            clean_groups(self.state_dir, end=False)  # a dead manager's frozen programs can die
+            actions.boot(self.model)  # ... here, recorded
+            clean_groups(self.state_dir)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")

@@ -229,17 +229,29 @@ class Hierarchy:
     def _prepare(self, tag: str) -> None:
         pass
 
-    def clean(self, tag: str) -> int:
-        """Remove this manager's empty groups and its folder (left by a manager that died,
-        or at shutdown); groups still holding a process stay. Returns how many went."""
+    def groups(self, tag: str) -> list[Group]:
+        """This manager's groups, as they are on disk."""
+        names = {g.name for base in self.bases.values() for g in _subfolders(base / f"cm-{tag}")}
+        return [self.group_class({c: base / f"cm-{tag}" / n for c, base in self.bases.items()})
+                for n in sorted(names)]
+
+    def clean(self, tag: str, end: bool = True) -> int:
+        """Thaw this manager's groups (a frozen v1 task cannot even die); with ``end``, also
+        kill what is in them and remove them and the folder. Returns how many went."""
         removed = 0
-        for base in set(self.bases.values()):
-            folder = base / f"cm-{tag}"
-            for group in (folder.iterdir() if folder.is_dir() else ()):
-                if group.is_dir():
-                    removed += _rmdir(group)
-            _rmdir(folder)
+        for group in self.groups(tag):
+            group.thaw()
+            if end:
+                group.kill_all()
+                removed += group.remove()
+        if end:
+            for base in set(self.bases.values()):
+                _rmdir(base / f"cm-{tag}")
         return removed
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
 
 
 def _rmdir(folder: Path) -> int:

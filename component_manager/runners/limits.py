@@ -82,11 +82,17 @@ def tag_of(state_dir) -> str:
     return hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
 
 
-def clean_groups(state_dir) -> None:
-    """Remove the empty cgroups of the manager of ``state_dir`` (at boot and at shutdown)."""
+def clean_groups(state_dir, end: bool = True) -> None:
+    """Thaw the cgroups of the manager of ``state_dir`` and (``end``) remove them, killing
+    what is left in them. Before boot's recovery: thaw only, so that the programs a dead
+    manager left can be ended and recorded; after it, and at shutdown: remove."""
     hier = cgroups.hierarchy()
-    if hier is not None:
-        hier.clean(tag_of(Path(state_dir) / "logs"))
+    if hier is None:
+        return
+    try:
+        hier.clean(tag_of(Path(state_dir) / "logs"), end)
+    except OSError as e:  # never a reason not to start or not to stop
+        log.warning("cleaning this manager's cgroups: %s", e)
 
 
 def prepare(moniker: str, instance_id: str, program, tag: str) -> Enforcement | None:

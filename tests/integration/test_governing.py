@@ -186,6 +186,21 @@ def test_pause_uses_the_cgroup_freezer_and_stop_of_a_paused_instance_works(manag
         assert manager.show("/few_files")["last_stop"]["reason"] == "requested"
 
 
+@needs_cgroups
+def test_a_program_frozen_when_the_manager_died_is_ended_by_the_next_manager(manager_dir):
+    with ManagerProcess(manager_dir, root=GOVERNED) as manager:
+        manager.cm("start", "/few_files")
+        pid = manager.show("/few_files")["pid"]
+        manager.cm("pause", "/few_files")
+        manager.kill9()
+        assert pid_alive(pid)
+        manager.start()
+        assert not pid_alive(pid)
+        shown = manager.show("/few_files")
+        assert shown["execution_state"] == "stopped"
+        assert shown["last_stop"]["reason"] == "system_shutdown"
+
+
 def test_pause_of_what_is_not_running_is_a_failed_precondition(manager_dir):
     with ManagerProcess(manager_dir, root=GOVERNED) as manager:
         result = manager.cm("pause", "/a", check=False)
