@@ -65,7 +65,8 @@ async def reload(ctx: ActionContext, top) -> ReloadReport:
     changed = [i for i in scope if _changed(i, fresh[i.url])]
     report = ReloadReport()
     for inst in changed:
-        await _take_new_version(ctx, inst, fresh[inst.url], report)
+        if inst.state not in (State.SHUTDOWN, State.DESTROYED):  # not dropped by its parent
+            await _take_new_version(ctx, inst, fresh[inst.url], report, was_running)
     for inst in scope:  # config comes from parents' manifests too: compare once all are new
         if inst not in changed and inst.run is not None and _config_changed(ctx, inst):
             changed.append(inst)
@@ -103,13 +104,14 @@ def _changed(inst, resolved) -> bool:
             and files_stamp(inst.decl.program, inst.package_dir) != run.files_stamp)
 
 
-async def _take_new_version(ctx: ActionContext, inst, resolved, report: ReloadReport) -> None:
+async def _take_new_version(ctx: ActionContext, inst, resolved, report: ReloadReport,
+                            was_running: set) -> None:
     """Stop it if its program runs, drop children the new manifest lost, take the manifest."""
     in_place = inst.run is not None and inst.decl.program is None and resolved.decl.program is None
     if inst.run is not None and not in_place:
         await stop(ctx, inst, StopReason.PACKAGE_UPDATED)
-    else:
-        report.updated.append(inst.moniker_text)
+    if in_place or inst.moniker_text not in was_running:
+        report.updated.append(inst.moniker_text)  # (the others are started again, later)
     before = set(inst.children)
     await _remove_lost_children(ctx, inst, resolved, report)
     if in_place:

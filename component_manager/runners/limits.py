@@ -66,9 +66,6 @@ class Limits:
     def __bool__(self) -> bool:
         return bool(self.memory or self.cpu or self.pids or self.open_files)
 
-    def to_dict(self) -> dict:
-        return {"memory": self.memory, "cpu": self.cpu, "pids": self.pids, "open_files": self.open_files}
-
 
 def format_size(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
@@ -77,9 +74,10 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
-def tag_of(state_dir) -> str:
-    """The name of one manager's folder of cgroups (two managers never share one)."""
-    return hashlib.sha256(str(state_dir).encode()).hexdigest()[:10]
+def tag_of(log_dir) -> str:
+    """The name of one manager's folder of cgroups, from its log folder (one per state
+    directory, and what a runner knows of it: ``LaunchSpec.log_path``'s folder)."""
+    return hashlib.sha256(str(log_dir).encode()).hexdigest()[:10]
 
 
 def clean_groups(state_dir, end: bool = True) -> None:
@@ -121,12 +119,15 @@ def _why_not(hier, name: str) -> str:
 
 
 def _make_group(moniker, hier, instance_id: str, tag: str, limits: Limits):
+    group = None
     try:
         group = hier.make_group(instance_id[:16], tag)
         group.set_limits(limits.memory, limits.cpu, limits.pids)
     except OSError as e:
-        raise LimitNotEnforceable(moniker, "memory" if limits.memory else "cpu",
-                                  f"cannot set up its cgroup: {e.strerror or e}") from None
+        if group is not None:
+            group.remove()
+        what = "memory" if limits.memory else ("cpu" if limits.cpu else "pids")
+        raise LimitNotEnforceable(moniker, what, f"cannot set up its cgroup: {e.strerror or e}") from None
     return group
 
 

@@ -126,3 +126,22 @@ async def test_memory_budget_counts_declared_limits(make_model):
     with pytest.raises(ResourceExhausted, match="memory_budget 300MiB"):
         await actions.start(model, model.find("/big"), START_REQUESTED)  # priority 0: nothing below
     await _finish(model)
+
+
+async def test_reload_of_a_parent_and_its_children_changed_together(make_model):
+    decls = {"root": realm(ChildDecl("p", "p")),
+             "p": ComponentDecl(program=prog(), children=(ChildDecl("kid", "kid"), ChildDecl("gone", "kid")),
+                                fingerprint="1"),
+             "kid": ComponentDecl(program=prog(), fingerprint="1")}
+    model = make_model(decls)
+    await actions.start(model, model.find("/p/kid"), START_REQUESTED)
+    await actions.start(model, model.find("/p/gone"), START_REQUESTED)
+    decls["p"] = ComponentDecl(program=prog(), children=(ChildDecl("kid", "kid"), ChildDecl("new", "kid")),
+                               fingerprint="2")
+    decls["kid"] = ComponentDecl(program=prog(idle_timeout_ms=9), fingerprint="2")
+    report = await actions.reload(model, model.root)
+    assert report.restarted == ["/p", "/p/kid"] and report.updated == []
+    assert report.destroyed == ["/p/gone"] and report.created == ["/p/new"]
+    assert model.find("/p/kid").decl.fingerprint == "2" and model.find("/p/kid").run is not None
+    assert "/p/gone" not in model.index
+    await _finish(model)
