@@ -44,9 +44,10 @@ __all__ = ["Manager"]
 
 class Manager:
     def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
-                 budget: Budget | None = None, watch: bool = False):
+                 package_roots=None, budget: Budget | None = None, watch: bool = False):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.package_roots = package_roots
         self.budget = budget or Budget()
         self.watch = watch
         self.use_zygote = zygote_enabled() if zygote is None else zygote
@@ -75,7 +76,8 @@ class Manager:
         make_non_dumpable()  # keeps same-uid programs out of our /proc/PID/fd (api/relay.py)
         try:
             self.model = Model(self.state_dir, self.root_url,
-                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
+                               package_roots=self.package_roots)
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             if self.budget:

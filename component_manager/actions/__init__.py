@@ -24,7 +24,7 @@ from .open import FRAMEWORK_PROTOCOLS, Opened, open_capability
 from .pause import pause, resume
 from .reload import reload
 from .restart import restart
-from .resolve import RoutingView, resolve
+from .resolve import RoutingView, resolve, resolve_async, walk_routes
 from .shutdown import shutdown
 from .start import mark_serving, start
 from .stop import request_stop, stop
@@ -32,4 +32,4 @@ from .storage import delete_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
            "destroy", "mark_serving", "open_capability", "pause", "reload", "request_stop", "resolve",
-           "restart", "resume", "shutdown", "start", "stop"]
+           "resolve_async", "restart", "resume", "shutdown", "start", "stop", "walk_routes"]

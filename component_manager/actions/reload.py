@@ -3,7 +3,8 @@
 For each instance of the realm (``cm reload [MONIKER]``, the ``Reload`` RPC, or the
 manager's ``--watch``), in order:
 
-1. Resolve every manifest again. Any that is broken, or gone, makes the reload change
+1. Resolve every manifest again (read in a worker thread, whatever their size and mtime
+   say). Any that is broken, or gone, makes the reload change
    nothing: it raises ManifestError with every problem found (``file:line: key: message``).
 2. An instance is *changed* when its manifest's fingerprint changed, or, while its program
    runs, its program files (``runners/files.py``) or its config values did. A changed
@@ -23,6 +24,7 @@ the one it had.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -60,7 +62,7 @@ class ReloadReport:
 async def reload(ctx: ActionContext, top) -> ReloadReport:
     """Reload the realm of ``top``. Raises ManifestError (every problem; nothing changed)."""
     scope = [i for i in top.walk() if i.state not in (State.SHUTDOWN, State.DESTROYED)]
-    fresh = _resolve_all(ctx, scope)
+    fresh = await asyncio.to_thread(_resolve_all, ctx, scope)  # file reads: off the event loop
     was_running = {i.moniker_text for i in scope if i.run is not None}
     changed = [i for i in scope if _changed(i, fresh[i.url])]
     report = ReloadReport()

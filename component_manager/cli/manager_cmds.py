@@ -56,6 +56,9 @@ def _register_manager(sub) -> None:
     manager_sub = manager.add_subparsers(dest="manager_command", metavar="SUBCOMMAND", required=True)
     run = manager_sub.add_parser("run", help="run the manager (foreground; SIGTERM/Ctrl-C: ordered shutdown)")
     run.add_argument("--root", help="URL of the root component (default: the example realm)")
+    run.add_argument("--package-root", action="append", default=[], metavar="DIR",
+                     help="a folder component URLs may resolve under, besides the root "
+                          "manifest's folder (repeatable)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
     run.add_argument("--max-running", type=_count, default=0, metavar="N",
                      help="budget: at most N programs run at once (lower priority ones are evicted)")
@@ -116,7 +119,8 @@ def _manager_run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from ..policy.budget import Budget
 
-    manager = Manager(Path(args.state_dir), absolute_url(root),
+    roots = [Path(r).resolve() for r in args.package_root] or None
+    manager = Manager(Path(args.state_dir), absolute_url(root), package_roots=roots,
                       budget=Budget(args.max_running, args.memory_budget), watch=args.watch)
 
     def ready():
@@ -136,7 +140,8 @@ def _detach(args, root: str) -> int:
     with open(state_dir / "manager.log", "ab") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "component_manager.cli.main", "--state-dir", str(state_dir),
-             "manager", "run", "--root", root, "--ready-fd", str(write_end), *_governing(args)],
+             "manager", "run", "--root", root, "--ready-fd", str(write_end),
+             *(f"--package-root={Path(r).resolve()}" for r in args.package_root), *_governing(args)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
             start_new_session=True)
     os.close(write_end)

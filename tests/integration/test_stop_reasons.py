@@ -124,7 +124,7 @@ def test_stop_reason_is_recorded_shown_and_delivered(manager_dir, reason):
     provoke, options, root = PROVOKE[reason]
     tmp = manager_dir.parent
     root = root(tmp) if callable(root) else root
-    with ManagerProcess(manager_dir, root=root, args=options) as manager:
+    with ManagerProcess(manager_dir, root=root, args=options, package_roots=[ROOT / "components"]) as manager:
         moniker = provoke(manager, tmp)
         with manager.events(moniker, history=True) as events:
             event = events.wait_for(type="stopped", moniker=moniker, reason=reason, timeout=30)
