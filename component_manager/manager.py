@@ -27,6 +27,7 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import CmError
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .runners import isolation
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -72,11 +73,13 @@ class Manager:
         try:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+            isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             actions.boot(self.model)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
+            isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             await actions.start(self.model, self.model.root, START_ROOT)
             if on_ready is not None:
@@ -89,6 +92,7 @@ class Manager:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            isolation.deconfigure()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

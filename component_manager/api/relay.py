@@ -53,7 +53,6 @@ hostile program of the same user.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import socket
@@ -62,22 +61,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..runners.isolation import make_non_dumpable
+
 log = logging.getLogger("component_manager.api")
 
 __all__ = ["ControlRelay", "HiddenSocket", "peer_refusal", "make_non_dumpable"]
 
 _BUFFER = 1 << 20  # socket buffer sizes of relayed connections
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_PR_SET_DUMPABLE = 4
-
-
-def make_non_dumpable() -> bool:
-    """``prctl(PR_SET_DUMPABLE, 0)``: other same-uid processes can no longer open our
-    ``/proc/PID/fd``, ``mem`` or ptrace us. Reset by ``execve`` for the programs we run."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 class HiddenSocket:

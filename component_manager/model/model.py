@@ -112,8 +112,9 @@ class Model:
         self.events.deliver(event)
 
     def socket_path(self, inst: Instance) -> Path:
-        # sun_path holds 108 bytes: keep it short, and unique per instance.
-        return self.run_dir / f"{inst.instance_id[:16]}.sock"
+        # sun_path holds 108 bytes: keep it short, and unique per instance. A folder of its
+        # own: the one place it may create sockets (runners/isolation.py).
+        return self.run_dir / inst.instance_id[:16] / "s.sock"
 
     def log_path(self, inst: Instance) -> Path:
         return self.log_dir / f"{inst.instance_id}.log"

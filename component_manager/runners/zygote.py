@@ -77,7 +77,8 @@ import sys
 from . import zygote_child as child
 
 PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "ctypes", "grpc", "grpc.aio",
-           "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas")
+           "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas",
+           "component_manager.runners.isolation", "component_manager.runners.landlock")
 MAX_MESSAGE = 1 << 20
 # Fork the next spare once no request came for this long: soon, because a program that was
 # just started often connects at once to a provider that must start too.
@@ -372,6 +373,7 @@ def _become_program(server: ForkServer, request: dict, fds: list[int], go_r: int
     try:
         child.leave_zygote(server.dispositions, server.control, (go_r, *fds))
         child.take_program(request, fds, request["sys_path"])
+        child.confine(request)  # isolation: its uid, Landlock, non-dumpable; before its code
         go = os.read(go_r, 1)
         os.close(go_r)
     except BaseException as e:  # noqa: BLE001 - the program's log says why
@@ -394,6 +396,7 @@ def _serve_as_spare(server: ForkServer, channel: socket.socket):
             channel = socket.socket(fileno=os.dup(old))
             os.close(old)
         child.take_program(request, fds, request["sys_path"])
+        child.confine(request)  # isolation: its uid, Landlock, non-dumpable; before its code
         go = channel.recv(16)
         channel.close()
     except BaseException as e:  # noqa: BLE001 - the program's log says why

@@ -43,6 +43,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .process import _environment, _open_log, _startup_channel
 from .procinfo import boot_id
@@ -300,6 +301,7 @@ class Zygote:
         if not self._ready:
             self.start()  # on demand, if it died; a no-op while one is starting
             return None
+        confinement = await isolation.prepare(spec)  # isolation: entered by the child before "go"
         log_fd = _open_log(spec)
         read_end = -1
         try:
@@ -309,7 +311,8 @@ class Zygote:
                 log.debug("%s: sets interpreter start-up variables; spawning it", spec.moniker)
                 return None
             request = {"module": spec.program.module, "args": list(spec.program.args),
-                       "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end}
+                       "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end,
+                       "confine": confinement and confinement.to_dict()}
             return await self._request(spec.moniker, request, [log_fd, read_end])
         finally:
             os.close(log_fd)

@@ -43,7 +43,7 @@ def open_environment(path: Path | str, readonly: bool = False, map_size: int = A
     path = Path(path)
     try:
         return lmdb.open(str(path), map_size=map_size, subdir=True, max_dbs=AREA_MAX_DBS,
-                         readonly=readonly, create=not readonly, lock=True)
+                         readonly=readonly, create=not readonly, lock=True, mode=0o600)
     except lmdb.Error as e:
         raise StorageError("", path.name, f"cannot open {path}: {e}") from None
 
