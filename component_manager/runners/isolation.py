@@ -58,14 +58,40 @@ log = logging.getLogger("component_manager.runners.isolation")
 DEFAULT_UID_RANGE = (61184, 65519)  # systemd's range for dynamic users
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
+_PR_CAPBSET_DROP = 24
+_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin", "/etc", "/opt",
                 "/proc", "/sys")
 _libc = ctypes.CDLL(None, use_errno=True)
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
-def _prctl(option: int, value: int) -> bool:
-    if _libc.prctl(option, value, 0, 0, 0) != 0:
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capabilities() -> None:
+    """Root without its powers, for this thread and what it starts: every capability out of
+    the bounding set (so an ``execve`` as uid 0 gets none back) and out of this thread's
+    sets. The uid stays 0, so files root owns stay reachable: Landlock keeps them out."""
+    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    for cap in range(last + 1):
+        _prctl(_PR_CAPBSET_DROP, cap)
+    _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
+    header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"capset: {os.strerror(errno)}")
+
+
+def _prctl(option: int, value: int, arg: int = 0) -> bool:
+    if _libc.prctl(option, value, arg, 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
     return True
@@ -80,6 +106,7 @@ class Confinement:
 
     uid: int | None = None
     gid: int | None = None
+    drop_capabilities: bool = False  # root that keeps uid 0: no capability survives
     landlock: bool = False
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
@@ -106,6 +133,8 @@ def enter(confinement: Confinement) -> None:
         os.setgroups([])
         os.setresgid(confinement.gid, confinement.gid, confinement.gid)
         os.setresuid(confinement.uid, confinement.uid, confinement.uid)
+    if confinement.drop_capabilities:
+        _drop_capabilities()
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     if ruleset is not None:
         landlock.restrict_self(ruleset)
@@ -116,19 +145,22 @@ def popen(confinement: Confinement | None, argv, **kwargs) -> subprocess.Popen:
     """``subprocess.Popen(argv, **kwargs)``, the program in ``confinement``.
 
     No Python code runs in the child (a ``preexec_fn`` in a forked copy of the threaded
-    manager crashed now and then): a fresh thread of ours forbids itself new privileges and
-    enters the Landlock domain (both are per thread, and the child inherits them), then
-    spawns; ``Popen`` itself switches the child to the uid and gid. The thread then ends.
+    manager crashed now and then): a fresh thread of ours drops its capabilities, forbids
+    itself new privileges and enters the Landlock domain (all three are per thread, and the
+    child inherits them), then spawns; ``Popen`` itself switches the child to the uid and gid. The thread then ends.
     Raises what Popen raises, and OSError if the thread cannot be confined.
     """
-    if confinement is None:
-        return subprocess.Popen(argv, **kwargs)
+    if confinement is None or confinement.uid is None and not (
+            confinement.landlock or confinement.drop_capabilities):
+        return subprocess.Popen(argv, **kwargs)  # nothing that outlives execve: keep vfork
     if confinement.uid is not None:
         kwargs.update(user=confinement.uid, group=confinement.gid, extra_groups=[])
     outcome: list = []
 
     def spawn() -> None:
         try:
+            if confinement.drop_capabilities:
+                _drop_capabilities()
             _prctl(_PR_SET_NO_NEW_PRIVS, 1)
             if confinement.landlock:
                 landlock.restrict_self(landlock.ruleset(
@@ -170,7 +202,7 @@ class Isolation:
                 raise StartError(spec.moniker, f"cannot hand its files to uid {uid}: {e}") from None
         serve_dirs = _serve_dirs(spec)
         return Confinement(
-            uid=uid, gid=uid, landlock=self.landlock,
+            uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0, landlock=self.landlock,
             read=(*self.runtime, str(spec.package_dir)),
             write=tuple(spec.startup.storage.values()), sockets=serve_dirs)
 
