@@ -1,0 +1,139 @@
+"""runners/isolation.py and runners/landlock.py: the uid pool on a real LMDB store, the
+reachability check, the state folder's modes, and Landlock in a child process."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from component_manager.errors import CmError, StartError
+from component_manager.runners import isolation, landlock
+from component_manager.storage.records import InstanceRecord
+from component_manager.storage.topology import TopologyStore
+
+A, B, C = "a" * 64, "b" * 64, "c" * 64
+FREE = 900_000  # far above any uid this machine knows
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TopologyStore(tmp_path / "manager.lmdb")
+    yield s
+    s.close()
+
+
+def keep(store, *iids):
+    for n, iid in enumerate(iids):
+        store.put_instance(InstanceRecord(f"/x{n}", iid, "file:///p/x.cm"))
+
+
+async def test_a_uid_per_instance_stable_across_restarts(tmp_path, store):
+    pool = isolation.UidPool(store, FREE, FREE + 9)
+    assert [await pool.uid_for(A), await pool.uid_for(B), await pool.uid_for(A)] == [FREE, FREE + 1, FREE]
+    store.close()
+    reopened = TopologyStore(tmp_path / "manager.lmdb")
+    try:
+        assert await isolation.UidPool(reopened, FREE, FREE + 9).uid_for(B) == FREE + 1
+    finally:
+        reopened.close()
+
+
+async def test_uids_the_host_knows_are_never_handed_out(store):
+    assert await isolation.UidPool(store, 0, FREE).uid_for(A) not in (0, os.getuid())
+
+
+async def test_a_destroyed_instances_uid_is_taken_back_only_when_none_is_free(store):
+    pool = isolation.UidPool(store, FREE, FREE + 1)
+    keep(store, A)  # A still has its record; B's is gone (destroyed)
+    assert [await pool.uid_for(A), await pool.uid_for(B)] == [FREE, FREE + 1]
+    assert await pool.uid_for(C) == FREE + 1
+    assert store.all_uids() == {A: FREE, C: FREE + 1}
+    keep(store, A, C)
+    with pytest.raises(StartError, match=f"no free uid in {FREE}-{FREE + 1}"):
+        await pool.uid_for(B, "/b")
+
+
+@pytest.mark.parametrize("text, expected", [("61184-65519", (61184, 65519)), ("5-5", (5, 5))])
+def test_uid_range(text, expected):
+    assert isolation._parse_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["on", "10", "9-3", "0-10", "a-b"])
+def test_bad_uid_range(text):
+    with pytest.raises(CmError, match="expected auto, off or FIRST-LAST"):
+        isolation._parse_range(text)
+
+
+def test_unreachable_names_the_folder_that_blocks():
+    base = Path(tempfile.mkdtemp())  # in /tmp, which everyone may pass (pytest's tmp_path: not)
+    try:
+        (base / "pkg").mkdir()
+        assert isolation.unreachable([base / "pkg"]) == f"{base} searchable by other users (it is mode 0700)"
+        base.chmod(0o711)
+        assert isolation.unreachable([base / "pkg"]) == ""
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("shared, passable", [(False, 0o700), (True, 0o711)])
+def test_state_folder_is_the_managers_alone(tmp_path, shared, passable):
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "logs" / "x.log").write_text("")
+    os.chmod(state / "logs", 0o755)
+    (state / "manager.pid").write_text("1")
+    (state / "zygote.log").write_text("")
+    isolation.secure_state_dir(state, shared)
+    mode = lambda p: (state / p).stat().st_mode & 0o777  # noqa: E731
+    assert [mode("."), mode("run"), mode("storage")] == [passable] * 3
+    assert [mode("logs"), mode("manager.lmdb")] == [0o700, 0o700]
+    assert [mode("manager.pid"), mode("zygote.log")] == [0o600, 0o600]
+
+
+def test_confinement_travels_as_json():
+    c = isolation.Confinement(uid=5, gid=5, landlock=True, read=("/usr",), write=("/s",), sockets=("/r",))
+    assert isolation.Confinement.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+CHILD = textwrap.dedent("""
+    import os, sys
+    from component_manager.runners import isolation
+    allowed, denied = sys.argv[1], sys.argv[2]
+    confinement = isolation.Confinement(landlock=True, write=(allowed,),
+                                        read=isolation._runtime_paths())
+    isolation.enter(confinement)
+    open(os.path.join(allowed, "mine"), "w").write("ok")
+    try:
+        open(os.path.join(denied, "theirs")).read()
+        print("GOT IN")
+    except PermissionError:
+        print("refused", open(os.path.join(allowed, "mine")).read(), isolation._libc.prctl(3, 0, 0, 0, 0))
+""")
+
+
+@pytest.mark.skipif(not landlock.abi_version(), reason="this kernel has no Landlock")
+def test_enter_confines_a_process_to_its_own_files(tmp_path):
+    allowed, denied = tmp_path / "mine", tmp_path / "theirs"
+    allowed.mkdir()
+    denied.mkdir()
+    (denied / "theirs").write_text("secret")
+    done = subprocess.run([sys.executable, "-c", CHILD, str(allowed), str(denied)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == ["refused", "ok", "0"], done.stderr  # and not dumpable
+
+
+@pytest.mark.skipif(not landlock.abi_version(), reason="this kernel has no Landlock")
+def test_popen_confines_the_child_not_the_caller(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    confinement = isolation.Confinement(landlock=True, read=isolation._runtime_paths())
+    child = isolation.popen(confinement, ["cat", str(secret)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _out, err = child.communicate(timeout=30)
+    assert child.returncode != 0 and "Permission denied" in err
+    assert secret.read_text() == "x"  # this process (and thread) is as free as before
