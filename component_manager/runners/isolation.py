@@ -10,8 +10,8 @@ Three layers, each applied in the program's process before any of its own code r
    are gone and no process runs under it. Its storage areas, its log and its socket folder
    are then owned by it (0700/0600), everything of the manager's by root.
 2. **Landlock**, where the kernel has it: it may read (and execute) its package, the
-   interpreter and system folders; write only its storage areas; create sockets only in its
-   own folder under ``run/``. It cannot ptrace, signal or reach the abstract sockets of a
+   interpreter and system folders; write only its storage areas and its own folder
+   ``run/<id>/`` (its sockets, and ``TMPDIR``: emptied at each start). It cannot ptrace, signal or reach the abstract sockets of a
    process outside its own Landlock domain.
 3. **Non-dumpable** (``PR_SET_DUMPABLE`` 0): no ``/proc/PID/mem``, ``environ``, ``fd`` or
    ptrace from other processes of its uid. ``execve`` sets it back, so a program the
@@ -20,7 +20,7 @@ Three layers, each applied in the program's process before any of its own code r
 
 The manager sets this up once (``configure``, at boot); each launch asks ``prepare(spec)``
 for the program's :class:`Confinement`, which the zygote's child enters before "go"
-(``enter``) and a spawn through ``popen``. Hooks that run a command for an instance can do
+(``enter``) and a spawn through ``popen`` (from a thread that takes it first). Hooks that run a command for an instance can do
 the same::
 
     confinement = await isolation.prepare(spec)
@@ -35,10 +35,12 @@ Landlock off.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
-import pwd
 import grp
+import pwd
+import shutil
 import stat
 import subprocess
 import sys
@@ -86,14 +88,14 @@ def _drop_capabilities() -> None:
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
     header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     if _libc.capset(ctypes.byref(header), data) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"capset: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"capset: {os.strerror(code)}")
 
 
 def _prctl(option: int, value: int, arg: int = 0) -> bool:
     if _libc.prctl(option, value, arg, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"prctl({option}): {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"prctl({option}): {os.strerror(code)}")
     return True
 
 
@@ -110,8 +112,12 @@ class Confinement:
     landlock: bool = False
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
-    sockets: tuple[str, ...] = ()
+    scratch: str = ""  # its own folder: its sockets, its TMPDIR
     devices: tuple[str, ...] = _DEVICES
+
+    @property
+    def writable(self) -> tuple[str, ...]:
+        return (*self.write, self.scratch) if self.scratch else self.write
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,8 +133,7 @@ def enter(confinement: Confinement) -> None:
     become non-dumpable. Raises OSError; the caller must not run the program then."""
     ruleset = None
     if confinement.landlock:
-        ruleset = landlock.ruleset(confinement.read, confinement.write, confinement.sockets,
-                                   confinement.devices)
+        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices)
     if confinement.uid is not None:
         os.setgroups([])
         os.setresgid(confinement.gid, confinement.gid, confinement.gid)
@@ -144,27 +149,22 @@ def enter(confinement: Confinement) -> None:
 def popen(confinement: Confinement | None, argv, **kwargs) -> subprocess.Popen:
     """``subprocess.Popen(argv, **kwargs)``, the program in ``confinement``.
 
-    No Python code runs in the child (a ``preexec_fn`` in a forked copy of the threaded
-    manager crashed now and then): a fresh thread of ours drops its capabilities, forbids
-    itself new privileges and enters the Landlock domain (all three are per thread, and the
-    child inherits them), then spawns; ``Popen`` itself switches the child to the uid and gid. The thread then ends.
-    Raises what Popen raises, and OSError if the thread cannot be confined.
+    The manager must not ``fork``: a forked copy of it runs gRPC's fork handlers, whose
+    threads crashed the child (SIGSEGV) before its ``execve`` now and then; ``Popen`` forks
+    instead of ``vfork`` when given a ``preexec_fn`` or a ``user``. So a fresh thread of ours
+    becomes the program's credentials (its uid and gid by raw system calls, which change
+    this thread alone, unlike libc's), drops its capabilities, forbids itself new privileges
+    and enters the Landlock domain (all per thread), then spawns with ``vfork``: the child
+    inherits all of it. The thread then ends. Raises what Popen raises, and OSError.
     """
     if confinement is None or confinement.uid is None and not (
             confinement.landlock or confinement.drop_capabilities):
-        return subprocess.Popen(argv, **kwargs)  # nothing that outlives execve: keep vfork
-    if confinement.uid is not None:
-        kwargs.update(user=confinement.uid, group=confinement.gid, extra_groups=[])
+        return subprocess.Popen(argv, **kwargs)  # nothing that outlives execve
     outcome: list = []
 
     def spawn() -> None:
         try:
-            if confinement.drop_capabilities:
-                _drop_capabilities()
-            _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-            if confinement.landlock:
-                landlock.restrict_self(landlock.ruleset(
-                    confinement.read, confinement.write, confinement.sockets, confinement.devices))
+            _become(confinement)
             outcome.append(subprocess.Popen(argv, **kwargs))
         except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
             outcome.append(e)
@@ -175,6 +175,42 @@ def popen(confinement: Confinement | None, argv, **kwargs) -> subprocess.Popen:
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
+
+
+def _become(confinement: Confinement) -> None:
+    """This thread (only) takes ``confinement``; it can never leave it."""
+    ruleset = None
+    if confinement.landlock:  # built first: root may still open every path
+        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices)
+    try:
+        if confinement.uid is not None:
+            _thread_syscall("setgroups", 0, None)
+            _thread_syscall("setresgid", confinement.gid, confinement.gid, confinement.gid)
+            _thread_syscall("setresuid", confinement.uid, confinement.uid, confinement.uid)
+        if confinement.drop_capabilities:
+            _drop_capabilities()
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    except BaseException:
+        if ruleset is not None:
+            os.close(ruleset)
+        raise
+    if ruleset is not None:
+        landlock.restrict_self(ruleset)
+
+
+_THREAD_SYSCALLS = {"x86_64": {"setgroups": 116, "setresuid": 117, "setresgid": 119},
+                    "aarch64": {"setgroups": 159, "setresuid": 147, "setresgid": 149}}
+
+
+def _thread_syscall(name: str, *args) -> None:
+    import platform
+
+    number = _THREAD_SYSCALLS.get(platform.machine(), {}).get(name)
+    if number is None:
+        raise OSError(errno.ENOSYS, f"{name} for one thread: unknown on {platform.machine()}")
+    if _libc.syscall(number, *args) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{name}: {os.strerror(code)}")
 
 
 # ---- the manager's side --------------------------------------------------------------------
@@ -191,20 +227,20 @@ class Isolation:
 
     async def prepare(self, spec) -> Confinement:
         uid = None
+        scratch = _fresh_folder(own_folder(self.state_dir / "run", spec.instance_id))
         if self.uids is not None:
             problem = unreachable([spec.package_dir])
             if problem:
                 raise StartError(spec.moniker, f"its package is not reachable by its uid: {problem}")
             uid = await self.uids.uid_for(spec.instance_id, spec.moniker)
             try:
-                _hand_over(spec, uid)
+                _hand_over(spec, uid, scratch)
             except OSError as e:
                 raise StartError(spec.moniker, f"cannot hand its files to uid {uid}: {e}") from None
-        serve_dirs = _serve_dirs(spec)
         return Confinement(
             uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0, landlock=self.landlock,
             read=(*self.runtime, str(spec.package_dir)),
-            write=tuple(spec.startup.storage.values()), sockets=serve_dirs)
+            write=tuple(spec.startup.storage.values()), scratch=str(scratch))
 
 
 _ACTIVE: Isolation | None = None
@@ -299,14 +335,24 @@ def _warn_if_readable(isolation: Isolation) -> None:
                         "modes keep them out of it", state, path)
 
 
-def _serve_dirs(spec) -> tuple[str, ...]:
-    address = spec.startup.serve_address
-    return (str(Path(address.removeprefix("unix:")).parent),) if address.startswith("unix:") else ()
+def own_folder(run_root: Path, instance_id: str) -> Path:
+    """``run/<first 16 of the id>/``: an instance's sockets and scratch files. Short, for
+    socket paths (108 bytes at most)."""
+    return Path(run_root) / instance_id[:16]
 
 
-def _hand_over(spec, uid: int) -> None:
+def _fresh_folder(folder: Path) -> Path:
+    """The folder, emptied of what an earlier run left (a private /tmp per start)."""
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _hand_over(spec, uid: int, scratch: Path) -> None:
     """Make the program's own files its own: storage areas (and their folder), its log, its
-    socket folder (0711: clients reach the socket, nobody lists the folder)."""
+    own folder (0711: clients reach its socket, nobody lists the folder)."""
     for area in spec.startup.storage.values():
         _own(Path(area).parent, uid, 0o700)
         _own(Path(area), uid, 0o700)
@@ -318,9 +364,7 @@ def _hand_over(spec, uid: int) -> None:
         os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
-    for folder in _serve_dirs(spec):
-        Path(folder).mkdir(mode=0o711, exist_ok=True)
-        _own(Path(folder), uid, 0o711)
+    _own(scratch, uid, 0o711)
 
 
 def _own(path: Path, uid: int, mode: int) -> None:

@@ -44,7 +44,6 @@ _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15)
 _FILE_ONLY = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # what a rule on a file may allow
 READ = EXECUTE | READ_FILE | READ_DIR
 DEVICE = READ_FILE | WRITE_FILE | IOCTL_DEV | TRUNCATE
-SOCKETS = READ_DIR | MAKE_SOCK | REMOVE_FILE  # bind (and replace) its own sockets, nothing else
 ALL = (1 << 16) - 1
 WRITE = ALL & ~(MAKE_CHAR | MAKE_BLOCK)  # its own files, never device nodes (a root program's disk)
 
@@ -86,10 +85,10 @@ def handled_fs(abi: int) -> int:
     return _FS_BY_ABI.get(abi, ALL)
 
 
-def ruleset(read: Iterable[str] = (), write: Iterable[str] = (), sockets: Iterable[str] = (),
-            devices: Iterable[str] = (), abi: int | None = None) -> int:
-    """A ruleset descriptor: ``read`` (and execute) beneath those paths, everything beneath
-    ``write``, create and remove sockets in ``sockets``, read and write ``devices``; the rest
+def ruleset(read: Iterable[str] = (), write: Iterable[str] = (), devices: Iterable[str] = (),
+            abi: int | None = None) -> int:
+    """A ruleset descriptor: ``read`` (and execute) beneath those paths, everything but
+    device nodes beneath ``write``, read and write ``devices``; the rest
     refused, and (ABI 6+) signals and abstract sockets scoped. Paths that do not exist are
     left out. Raises OSError if Landlock is missing."""
     abi = abi_version() if abi is None else abi
@@ -98,7 +97,7 @@ def ruleset(read: Iterable[str] = (), write: Iterable[str] = (), sockets: Iterab
     size = ctypes.sizeof(attr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
     fd = _syscall("create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     try:
-        for paths, access in ((read, READ), (write, WRITE), (sockets, SOCKETS), (devices, DEVICE)):
+        for paths, access in ((read, READ), (write, WRITE), (devices, DEVICE)):
             for path in paths:
                 _allow(fd, path, access & handled)
     except BaseException:

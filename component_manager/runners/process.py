@@ -76,7 +76,7 @@ class ChildProgram(WatchedProcess):
 async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
     """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
 
-    Environment: the manager's, then ``env_defaults``, then the program's ``env``, then the
+    Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``, then the program's ``env``, then the
     spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
     The fork and exec run in a spawner thread (see ``_SPAWNERS``); the program is watched
     by the running event loop.
@@ -88,7 +88,7 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
     except OSError as e:
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
-    env = _environment(spec, env_defaults, read_end)
+    env = _environment(spec, env_defaults, read_end, confinement)
     launched = asyncio.get_running_loop().run_in_executor(
         _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end,
         confinement)
@@ -198,8 +198,11 @@ def _hear_serving(ours: socket.socket, on_serving) -> None:
     loop.add_reader(ours.fileno(), readable)
 
 
-def _environment(spec: LaunchSpec, defaults: Mapping[str, str], startup_fd: int) -> dict[str, str]:
+def _environment(spec: LaunchSpec, defaults: Mapping[str, str], startup_fd: int,
+                 confinement=None) -> dict[str, str]:
     env = dict(os.environ)
+    if confinement is not None and confinement.scratch:
+        env["TMPDIR"] = confinement.scratch  # its own folder (runners/isolation.py); env may differ
     env.update(defaults)
     env.update(spec.program.env)
     env.update(spec.extra_env)

@@ -306,7 +306,7 @@ class Zygote:
         read_end = -1
         try:
             read_end = _startup_channel(spec)
-            env = _environment(spec, env_defaults, read_end)
+            env = _environment(spec, env_defaults, read_end, confinement)
             if startup_variables(env) != self._startup_env:
                 log.debug("%s: sets interpreter start-up variables; spawning it", spec.moniker)
                 return None

@@ -97,7 +97,7 @@ def test_state_folder_is_the_managers_alone(tmp_path, shared, passable):
 
 
 def test_confinement_travels_as_json():
-    c = isolation.Confinement(uid=5, gid=5, landlock=True, read=("/usr",), write=("/s",), sockets=("/r",))
+    c = isolation.Confinement(uid=5, gid=5, landlock=True, read=("/usr",), write=("/s",), scratch="/r")
     assert isolation.Confinement.from_dict(json.loads(json.dumps(c.to_dict()))) == c
 
 
