@@ -113,6 +113,7 @@ class Confinement:
     read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
     scratch: str = ""  # its own folder: its sockets, its TMPDIR
+    listable: tuple[str, ...] = ()  # folders it may list, not read files in
     devices: tuple[str, ...] = _DEVICES
 
     @property
@@ -133,7 +134,8 @@ def enter(confinement: Confinement) -> None:
     become non-dumpable. Raises OSError; the caller must not run the program then."""
     ruleset = None
     if confinement.landlock:
-        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices)
+        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices,
+                                   confinement.listable)
     if confinement.uid is not None:
         os.setgroups([])
         os.setresgid(confinement.gid, confinement.gid, confinement.gid)
@@ -181,7 +183,8 @@ def _become(confinement: Confinement) -> None:
     """This thread (only) takes ``confinement``; it can never leave it."""
     ruleset = None
     if confinement.landlock:  # built first: root may still open every path
-        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices)
+        ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices,
+                                   confinement.listable)
     try:
         if confinement.uid is not None:
             _thread_syscall("setgroups", 0, None)
@@ -223,7 +226,7 @@ class Isolation:
         self.state_dir = Path(state_dir)
         self.uids = uids
         self.landlock = landlock
-        self.runtime = _runtime_paths()
+        self.runtime, self.listable = _runtime_paths()
 
     async def prepare(self, spec) -> Confinement:
         uid = None
@@ -239,7 +242,7 @@ class Isolation:
                 raise StartError(spec.moniker, f"cannot hand its files to uid {uid}: {e}") from None
         return Confinement(
             uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0, landlock=self.landlock,
-            read=(*self.runtime, str(spec.package_dir)),
+            read=(*self.runtime, str(spec.package_dir)), listable=self.listable,
             write=tuple(spec.startup.storage.values()), scratch=str(scratch))
 
 
@@ -259,7 +262,8 @@ def configure(store, state_dir: Path, environ=os.environ) -> Isolation:
     _ACTIVE = Isolation(state_dir, uids, bool(abi))
     _warn_if_readable(_ACTIVE)
     log.info("isolation: %s, Landlock %s", f"uids {uids.first}-{uids.last}" if uids else
-             f"programs run as uid {os.geteuid()}", f"ABI {abi}" if abi else "off")
+             f"programs run as uid {os.geteuid()}" + (" without capabilities" if os.geteuid() == 0 else ""),
+             f"ABI {abi}" if abi else "off")
     return _ACTIVE
 
 
@@ -283,7 +287,8 @@ def _uid_pool(store, state_dir: Path, setting: str) -> UidPool | None:
     problem = unreachable([Path(sys.executable).resolve(), Path(os.__file__).parent,
                            Path(__file__).parents[1], Path(state_dir).parent])
     if problem and setting == "auto":
-        log.warning("programs run as root: per-instance uids need %s (set CM_UIDS=off to say so)", problem)
+        log.warning("programs run as root without capabilities: per-instance uids need %s "
+                    "(set CM_UIDS=off to say so)", problem)
         return None
     if problem:
         raise CmError(f"CM_UIDS={setting}: per-instance uids need {problem}")
@@ -315,16 +320,19 @@ def unreachable(paths) -> str:
     return ""
 
 
-def _runtime_paths() -> tuple[str, ...]:
+def _runtime_paths() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What every program may read: system folders, the interpreter, this package and the
-    libraries it came with (never the manager's working directory)."""
+    libraries it came with (never the manager's working directory); and what it may only
+    list: the folder this package is in (a checkout, for an editable install: the importer
+    lists it, and the state folder may be in it)."""
     import site
 
+    package = Path(__file__).resolve().parents[1]
     runtime = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-               str(Path(sys.executable).resolve().parent), str(Path(__file__).resolve().parents[2])}
+               str(Path(sys.executable).resolve().parent), str(package)}
     runtime.update(site.getsitepackages())
     runtime.update(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
-    return (*_SYSTEM_READ, *sorted(runtime))
+    return (*_SYSTEM_READ, *sorted(runtime)), (str(package.parent),)
 
 
 def _warn_if_readable(isolation: Isolation) -> None:

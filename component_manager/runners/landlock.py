@@ -86,9 +86,10 @@ def handled_fs(abi: int) -> int:
 
 
 def ruleset(read: Iterable[str] = (), write: Iterable[str] = (), devices: Iterable[str] = (),
-            abi: int | None = None) -> int:
+            listable: Iterable[str] = (), abi: int | None = None) -> int:
     """A ruleset descriptor: ``read`` (and execute) beneath those paths, everything but
-    device nodes beneath ``write``, read and write ``devices``; the rest
+    device nodes beneath ``write``, read and write ``devices``, list folders beneath
+    ``listable`` (but read no file there); the rest
     refused, and (ABI 6+) signals and abstract sockets scoped. Paths that do not exist are
     left out. Raises OSError if Landlock is missing."""
     abi = abi_version() if abi is None else abi
@@ -97,7 +98,7 @@ def ruleset(read: Iterable[str] = (), write: Iterable[str] = (), devices: Iterab
     size = ctypes.sizeof(attr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
     fd = _syscall("create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     try:
-        for paths, access in ((read, READ), (write, WRITE), (devices, DEVICE)):
+        for paths, access in ((read, READ), (write, WRITE), (devices, DEVICE), (listable, READ_DIR)):
             for path in paths:
                 _allow(fd, path, access & handled)
     except BaseException:

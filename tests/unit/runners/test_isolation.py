@@ -104,35 +104,39 @@ def test_confinement_travels_as_json():
 CHILD = textwrap.dedent("""
     import os, sys
     from component_manager.runners import isolation
-    allowed, denied = sys.argv[1], sys.argv[2]
-    confinement = isolation.Confinement(landlock=True, write=(allowed,),
-                                        read=isolation._runtime_paths())
-    isolation.enter(confinement)
+    allowed, listed = sys.argv[1], sys.argv[2]
+    read, listable = isolation._runtime_paths()
+    isolation.enter(isolation.Confinement(landlock=True, write=(allowed,), read=read,
+                                          listable=(*listable, listed)))
     open(os.path.join(allowed, "mine"), "w").write("ok")
-    try:
-        open(os.path.join(denied, "theirs")).read()
-        print("GOT IN")
-    except PermissionError:
-        print("refused", open(os.path.join(allowed, "mine")).read(), isolation._libc.prctl(3, 0, 0, 0, 0))
+    print(open(os.path.join(allowed, "mine")).read(), sorted(os.listdir(listed)), isolation._libc.prctl(3, 0, 0, 0, 0))
+    for path in (os.path.join(listed, "theirs"), os.path.join(listed, "deeper", "theirs")):
+        try:
+            open(path).read()
+            print("GOT IN")
+        except PermissionError:
+            print("refused")
 """)
 
 
 @pytest.mark.skipif(not landlock.abi_version(), reason="this kernel has no Landlock")
 def test_enter_confines_a_process_to_its_own_files(tmp_path):
-    allowed, denied = tmp_path / "mine", tmp_path / "theirs"
+    allowed, listed = tmp_path / "mine", tmp_path / "theirs"
     allowed.mkdir()
-    denied.mkdir()
-    (denied / "theirs").write_text("secret")
-    done = subprocess.run([sys.executable, "-c", CHILD, str(allowed), str(denied)],
+    (listed / "deeper").mkdir(parents=True)
+    (listed / "theirs").write_text("secret")
+    (listed / "deeper" / "theirs").write_text("secret")
+    done = subprocess.run([sys.executable, "-c", CHILD, str(allowed), str(listed)],
                           capture_output=True, text=True, timeout=30)
-    assert done.stdout.split() == ["refused", "ok", "0"], done.stderr  # and not dumpable
+    # its own files work; a listable folder lists but reads nothing; and it is not dumpable
+    assert done.stdout.split("\n")[:3] == ["ok ['deeper', 'theirs'] 0", "refused", "refused"], done.stderr
 
 
 @pytest.mark.skipif(not landlock.abi_version(), reason="this kernel has no Landlock")
 def test_popen_confines_the_child_not_the_caller(tmp_path):
     secret = tmp_path / "secret"
     secret.write_text("x")
-    confinement = isolation.Confinement(landlock=True, read=isolation._runtime_paths())
+    confinement = isolation.Confinement(landlock=True, read=isolation._runtime_paths()[0])
     child = isolation.popen(confinement, ["cat", str(secret)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _out, err = child.communicate(timeout=30)
     assert child.returncode != 0 and "Permission denied" in err
