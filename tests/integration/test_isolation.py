@@ -272,9 +272,10 @@ def _own_uid(report: dict) -> int:
 
 
 @pytest.mark.timeout(300)
-def test_break_in_with_per_instance_uids(tmp_path):
+@pytest.mark.parametrize("zygote", ["1", "0"])  # the zygote's child enters it / a confined spawn
+def test_break_in_with_per_instance_uids(tmp_path, zygote):
     first = 400_000 + secrets.randbelow(500) * 1000  # not the range of a manager next door
-    report = _break_in(tmp_path, {"CM_UIDS": f"{first}-{first + 999}"})
+    report = _break_in(tmp_path, {"CM_UIDS": f"{first}-{first + 999}", "CM_ZYGOTE": zygote})
     _assert_nobody_got_in(report)
     uids = {report["victim_uid"], report["provider_uid"], _own_uid(report)}
     assert len(uids) == 3 and all(first <= uid <= first + 999 for uid in uids), report
