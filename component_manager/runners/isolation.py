@@ -11,8 +11,9 @@ Three layers, each applied in the program's process before any of its own code r
    are then owned by it (0700/0600), everything of the manager's by root.
 2. **Landlock**, where the kernel has it: it may read (and execute) its package, the
    interpreter and system folders; write only its storage areas and its own folder
-   ``run/<id>/`` (its sockets, and ``TMPDIR``: emptied at each start). It cannot ptrace, signal or reach the abstract sockets of a
-   process outside its own Landlock domain.
+   ``run/<id>/`` (its sockets, and ``TMPDIR``: emptied at each start). It cannot ptrace,
+   signal or reach the abstract sockets of a process outside its own Landlock domain. Root
+   that keeps uid 0 (no uids) keeps no capability either.
 3. **Non-dumpable** (``PR_SET_DUMPABLE`` 0): no ``/proc/PID/mem``, ``environ``, ``fd`` or
    ptrace from other processes of its uid. ``execve`` sets it back, so a program the
    ``process`` runner execs keeps this only through 1 and 2 (and the SDK sets it again
@@ -20,8 +21,8 @@ Three layers, each applied in the program's process before any of its own code r
 
 The manager sets this up once (``configure``, at boot); each launch asks ``prepare(spec)``
 for the program's :class:`Confinement`, which the zygote's child enters before "go"
-(``enter``) and a spawn through ``popen`` (from a thread that takes it first). Hooks that run a command for an instance can do
-the same::
+(``enter``) and a spawn through ``popen`` (from a thread that takes it first). Hooks that
+run a command for an instance can do the same::
 
     confinement = await isolation.prepare(spec)
     process = isolation.popen(confinement, argv, cwd=..., stdout=...)   # in a worker thread
@@ -37,8 +38,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import logging
-import os
 import grp
+import os
+import platform
 import pwd
 import shutil
 import stat
@@ -129,9 +131,9 @@ class Confinement:
 
 
 def enter(confinement: Confinement) -> None:
-    """In the program's own (single-threaded) process, before its code: build the Landlock ruleset (while we may
-    still open everything), take its uid and gid, forbid gaining privileges, restrict,
-    become non-dumpable. Raises OSError; the caller must not run the program then."""
+    """In the program's own (single-threaded) process, before its code: build the Landlock
+    ruleset (while we may still open everything), take its uid and gid, forbid gaining
+    privileges, restrict, become non-dumpable. Raises OSError; then do not run the program."""
     ruleset = None
     if confinement.landlock:
         ruleset = landlock.ruleset(confinement.read, confinement.writable, confinement.devices,
@@ -206,8 +208,6 @@ _THREAD_SYSCALLS = {"x86_64": {"setgroups": 116, "setresuid": 117, "setresgid": 
 
 
 def _thread_syscall(name: str, *args) -> None:
-    import platform
-
     number = _THREAD_SYSCALLS.get(platform.machine(), {}).get(name)
     if number is None:
         raise OSError(errno.ENOSYS, f"{name} for one thread: unknown on {platform.machine()}")
@@ -222,28 +222,29 @@ class Isolation:
     """The manager's isolation settings: the uid pool (None: programs keep the manager's
     uid) and whether Landlock is used; see the module docstring."""
 
-    def __init__(self, state_dir: Path, uids: UidPool | None, landlock: bool):
+    def __init__(self, state_dir: Path, uids: UidPool | None, use_landlock: bool):
         self.state_dir = Path(state_dir)
         self.uids = uids
-        self.landlock = landlock
+        self.landlock = use_landlock
         self.runtime, self.listable = _runtime_paths()
 
     async def prepare(self, spec) -> Confinement:
+        """Raises StartError: no free uid, a package out of its uid's reach, its files."""
         uid = None
-        scratch = _fresh_folder(own_folder(self.state_dir / "run", spec.instance_id))
-        if self.uids is not None:
-            problem = unreachable([spec.package_dir])
-            if problem:
-                raise StartError(spec.moniker, f"its package is not reachable by its uid: {problem}")
-            uid = await self.uids.uid_for(spec.instance_id, spec.moniker)
-            try:
+        try:
+            scratch = _fresh_folder(own_folder(self.state_dir / "run", spec.instance_id))
+            if self.uids is not None:
+                problem = unreachable([spec.package_dir])
+                if problem:
+                    raise StartError(spec.moniker, f"its package is not reachable by its uid: {problem}")
+                uid = await self.uids.uid_for(spec.instance_id, spec.moniker)
                 _hand_over(spec, uid, scratch)
-            except OSError as e:
-                raise StartError(spec.moniker, f"cannot hand its files to uid {uid}: {e}") from None
+        except OSError as e:
+            raise StartError(spec.moniker, f"cannot prepare its files: {e}") from None
         return Confinement(
-            uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0, landlock=self.landlock,
-            read=(*self.runtime, str(spec.package_dir)), listable=self.listable,
-            write=tuple(spec.startup.storage.values()), scratch=str(scratch))
+            uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0,
+            landlock=self.landlock, read=(*self.runtime, str(spec.package_dir)),
+            listable=self.listable, write=tuple(spec.startup.storage.values()), scratch=str(scratch))
 
 
 _ACTIVE: Isolation | None = None
@@ -350,23 +351,26 @@ def own_folder(run_root: Path, instance_id: str) -> Path:
 
 
 def _fresh_folder(folder: Path) -> Path:
-    """The folder, emptied of what an earlier run left (a private /tmp per start)."""
+    """The folder, emptied of what an earlier run left (a private /tmp per start). Links a
+    program left there are removed, never followed."""
     if folder.is_dir():
         for entry in folder.iterdir():
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink(missing_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
 
 def _hand_over(spec, uid: int, scratch: Path) -> None:
     """Make the program's own files its own: storage areas (and their folder), its log, its
-    own folder (0711: clients reach its socket, nobody lists the folder)."""
+    own folder (0711: clients reach its socket, nobody lists the folder). We are root in
+    folders it owns: nothing here follows a link it may have planted (an error instead)."""
     for area in spec.startup.storage.values():
         _own(Path(area).parent, uid, 0o700)
-        _own(Path(area), uid, 0o700)
-        for child in Path(area).iterdir():
-            _own(child, uid, 0o600)
-    fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        _own(Path(area), uid, 0o700, with_files=True)
+    fd = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         os.fchown(fd, uid, uid)
         os.fchmod(fd, 0o600)
@@ -375,12 +379,15 @@ def _hand_over(spec, uid: int, scratch: Path) -> None:
     _own(scratch, uid, 0o711)
 
 
-def _own(path: Path, uid: int, mode: int) -> None:
-    st = path.lstat()
-    if st.st_uid != uid or st.st_gid != uid:
-        os.lchown(path, uid, uid)
-    if stat.S_IMODE(st.st_mode) != mode and not stat.S_ISLNK(st.st_mode):
-        os.chmod(path, mode)
+def _own(folder: Path, uid: int, mode: int, with_files: bool = False) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchown(fd, uid, uid)
+        os.fchmod(fd, mode)
+        for entry in os.scandir(fd) if with_files else ():
+            os.chown(entry.name, uid, uid, dir_fd=fd, follow_symlinks=False)
+    finally:
+        os.close(fd)
 
 
 def secure_state_dir(state_dir: Path, shared: bool) -> None:

@@ -1,6 +1,7 @@
 """runners/isolation.py and runners/landlock.py: the uid pool on a real LMDB store, the
 reachability check, the state folder's modes, and Landlock in a child process."""
 
+import errno
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -141,3 +143,22 @@ def test_popen_confines_the_child_not_the_caller(tmp_path):
     _out, err = child.communicate(timeout=30)
     assert child.returncode != 0 and "Permission denied" in err
     assert secret.read_text() == "x"  # this process (and thread) is as free as before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="hands files to another uid: needs root")
+def test_hand_over_never_follows_a_link_the_program_planted(tmp_path):
+    """As root, in folders the program owns: a link in place of its storage area is refused,
+    and what it points at keeps its owner."""
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    (elsewhere / "shadow").write_text("root's")
+    area = tmp_path / "storage" / A / "data"
+    area.parent.mkdir(parents=True)
+    area.symlink_to(elsewhere)
+    spec = types.SimpleNamespace(startup=types.SimpleNamespace(storage={"data": str(area)}),
+                                 log_path=tmp_path / "x.log")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(OSError) as refused:
+        isolation._hand_over(spec, FREE, tmp_path / "run")
+    assert refused.value.errno in (errno.ELOOP, errno.ENOTDIR)
+    assert (elsewhere / "shadow").stat().st_uid == 0 and elsewhere.stat().st_uid == 0
