@@ -75,6 +75,7 @@ class Manager:
             servers = await start_servers(self.model, self.state_dir)
             isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
+            (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
             await actions.start(self.model, self.model.root, START_ROOT)
             if on_ready is not None:
                 on_ready()

@@ -185,7 +185,7 @@ class Zygote:
             log.warning("cannot start the zygote (python programs are spawned): %s", e)
             return
         try:
-            with open(self.log_path, "ab") as log_file:
+            with open(self.log_path, "ab", opener=_owner_only) as log_file:
                 self._process = subprocess.Popen(
                     [sys.executable, "-P", "-m", "component_manager.runners.zygote", str(theirs.fileno())],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log_file,
@@ -338,6 +338,10 @@ class Zygote:
             return None
         finally:
             self._pending.pop(number, None)
+
+
+def _owner_only(path, flags: int) -> int:
+    return os.open(path, flags, 0o600)  # the manager's files are its own (runners/isolation.py)
 
 
 def _close_all(fds: list[int]) -> None:

@@ -138,6 +138,9 @@ def test_the_managers_files_are_its_own(manager, intruder):
     assert all(p.stat().st_mode & 0o077 == 0 for p in (state / "logs").iterdir())
     assert (state / "logs").stat().st_mode & 0o777 == 0o700
     assert (state / "manager.lmdb").stat().st_mode & 0o777 == 0o700
+    files = [p for p in state.iterdir() if p.is_file()]  # manager.pid, manager.log, zygote.log, ...
+    assert {"manager.pid", "zygote.log"} <= {p.name for p in files}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files), [(p.name, oct(p.stat().st_mode)) for p in files]
 
 
 def test_no_route_means_no_address_and_no_start(manager, intruder):
