@@ -61,6 +61,8 @@ def manager():
 
 
 run_to_end = break_in.run_to_end
+NEEDS_LANDLOCK = pytest.mark.skipif(
+    not landlock.abi_version(), reason="this kernel has no Landlock: programs of one uid share their files")
 OS_ATTACKS = ["read_victim_storage", "write_victim_storage", "plant_in_victim_storage",
               "list_storage_root", "read_victim_log", "list_logs", "read_manager_lmdb",
               "victim_mem", "victim_environ", "victim_fds", "provider_mem", "provider_ptrace",
@@ -114,10 +116,6 @@ def test_attempt_is_refused(intruder, attack, code, fragment):
     assert seen["refused"], seen
     assert seen["observed"].startswith(code + ":"), seen
     assert fragment in seen["observed"], seen
-
-
-NEEDS_LANDLOCK = pytest.mark.skipif(
-    not landlock.abi_version(), reason="this kernel has no Landlock: programs of one uid share their files")
 
 
 @NEEDS_LANDLOCK
