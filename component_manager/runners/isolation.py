@@ -285,8 +285,11 @@ def _uid_pool(store, state_dir: Path, setting: str) -> UidPool | None:
             log.warning("CM_UIDS=%s ignored: the manager does not run as root", setting)
         return None
     first, last = DEFAULT_UID_RANGE if setting == "auto" else _parse_range(setting)
+    import site
+
     problem = unreachable([Path(sys.executable).resolve(), Path(os.__file__).parent,
-                           Path(__file__).parents[1], Path(state_dir).parent])
+                           Path(__file__).parents[1], *filter(os.path.isdir, site.getsitepackages()),
+                           Path(state_dir).parent])
     if problem and setting == "auto":
         log.warning("programs run as root without capabilities: per-instance uids need %s "
                     "(set CM_UIDS=off to say so)", problem)
