@@ -76,8 +76,8 @@ class ChildProgram(WatchedProcess):
 async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
     """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
 
-    Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``, then the program's ``env``, then the
-    spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
+    Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``,
+    then the program's ``env``, then the spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
     The fork and exec run in a spawner thread (see ``_SPAWNERS``); the program is watched
     by the running event loop.
     """
