@@ -20,8 +20,8 @@ finding 6 is tried by the intruder (``attempts.os_attacks``): another instance's
 log, the manager's store, other programs' memory (grant keys, tokens), ptrace and signals.
 They are refused by Landlock and non-dumpable programs in every case, and also by file
 ownership when the manager runs as root with per-instance uids. The module fixture runs the
-manager as this test runs (root here: per-instance uids where the interpreter is reachable by
-other users, else Landlock alone); ``test_break_in_*`` run the same break-in
+manager as this test runs (as root, with its state in a 0700 folder: programs keep uid 0
+without capabilities, confined by Landlock); ``test_break_in_*`` run the same break-in
 (``break_in.py``) with per-instance uids and under a throwaway unprivileged uid.
 """
 
