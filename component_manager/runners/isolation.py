@@ -55,7 +55,7 @@ from . import landlock
 from .startup import make_non_dumpable
 
 __all__ = ["Confinement", "Isolation", "UidPool", "configure", "enter", "make_non_dumpable",
-           "popen", "prepare"]
+           "popen", "prepare", "uid_of"]
 
 log = logging.getLogger("component_manager.runners.isolation")
 
@@ -277,6 +277,13 @@ async def prepare(spec) -> Confinement | None:
     """The confinement of ``spec``'s program; None outside a manager (nothing configured).
     Raises StartError (no free uid, package out of its reach)."""
     return None if _ACTIVE is None else await _ACTIVE.prepare(spec)
+
+
+def uid_of(instance_id: str) -> int | None:
+    """The uid an instance's programs run under; None when they run under the manager's."""
+    if _ACTIVE is None or _ACTIVE.uids is None:
+        return None
+    return _ACTIVE.uids.by_instance.get(instance_id)
 
 
 def _uid_pool(store, state_dir: Path, setting: str) -> UidPool | None:

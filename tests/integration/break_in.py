@@ -85,6 +85,7 @@ def main() -> None:
             report = {"stopped": stopped, "log": log, "manager_uid": uid_of(manager.process.pid),
                       "victim_uid": uid_of(manager.show("/victim")["pid"]),
                       "provider_uid": uid_of(manager.show("/provider")["pid"]),
+                      "shown_uid": manager.show("/victim")["uid"],
                       "modes": modes(manager.state_dir), "manager_log": manager.log_text()}
         print(json.dumps(report), flush=True)
     finally:

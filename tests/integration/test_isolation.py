@@ -288,6 +288,7 @@ def test_break_in_with_per_instance_uids(tmp_path, zygote):
     uids = {report["victim_uid"], report["provider_uid"], _own_uid(report)}
     assert len(uids) == 3 and all(first <= uid <= first + 999 for uid in uids), report
     assert report["manager_uid"] == 0
+    assert report["shown_uid"] == report["victim_uid"]  # cm show says which
     modes = report["modes"]
     assert modes["."] == [0o711, 0] and modes["storage"] == [0o711, 0], modes
     assert modes["logs"] == [0o700, 0] and modes["manager.lmdb"] == [0o700, 0], modes
@@ -305,6 +306,7 @@ def test_break_in_with_the_manager_as_a_normal_user(tmp_path):
     report = _break_in(tmp_path, {"CM_UIDS": "auto"}, as_uid=user)
     _assert_nobody_got_in(report)
     assert report["manager_uid"] == report["victim_uid"] == _own_uid(report) == user, report
+    assert report["shown_uid"] is None  # the manager's own
     modes = report["modes"]
     assert modes["."] == [0o700, user] and modes["manager.lmdb/data.mdb"] == [0o600, user], modes
     shared = {k: oct(mode) for k, (mode, _) in modes.items() if k.startswith(("logs", "storage")) and mode & 0o077}
