@@ -33,6 +33,7 @@ from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
 from .policy.budget import Budget, BudgetPolicy
 from .policy.watch import PackageWatch
+from .runners import isolation
 from .runners.limits import clean_groups
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
@@ -78,6 +79,7 @@ class Manager:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
                                package_roots=self.package_roots)
+            isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             if self.budget:
@@ -87,7 +89,9 @@ class Manager:
             clean_groups(self.state_dir)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
+            isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
+            (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
             await actions.start(self.model, self.model.root, START_ROOT)
             if self.watch:
                 self.model.owner.spawn(PackageWatch(self.model).run(), "package watch")
@@ -102,6 +106,7 @@ class Manager:
                 await servers.stop(grace=0.5)
             await stop_zygote()
             clean_groups(self.state_dir)
+            isolation.deconfigure()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

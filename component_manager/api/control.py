@@ -17,6 +17,7 @@ from ..policy.budget import priority_of
 from ..routing.report import plan_reports
 from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
+from ..runners import isolation
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -50,6 +51,9 @@ def stop_record(record) -> pb.StopRecord:
 
 def details(model, inst) -> pb.InstanceDetails:
     reply = pb.InstanceDetails(summary=summary(inst), log_path=str(model.log_path(inst)))
+    uid = isolation.uid_of(inst.instance_id)
+    if uid is not None:
+        reply.uid = uid
     if inst.run is not None:
         reply.start_reason = inst.run.start_reason
         reply.started_at = inst.run.started_at

@@ -9,10 +9,11 @@ At launch, ``prepare()`` turns the declared limits into an ``Enforcement``:
   (``LimitNotEnforceable``), never run without them.
 - open_files: ``RLIMIT_NOFILE``, set in the program before it runs.
 
-The program applies what concerns it itself, before any code of its own runs: a spawned
-program through a shell that joins the cgroup, sets the rlimits and execs it (``wrap()``,
-about a millisecond), a zygote child from its launch request (``for_zygote()``, applied by
-``zygote_child.join_limits``).
+Nothing of the program's own runs outside its cgroup or without its rlimits: a spawned
+program starts as a shell that sets the rlimits and waits at a gate until the manager has
+put it in its cgroup, then execs it (``wrap()`` and ``join()``: about a millisecond); a
+zygote child joins from its launch request before it drops its privileges
+(``for_zygote()``, applied by ``zygote_child.join_limits``).
 
 Going over shows in how the program ended: ``verdict()`` is "" if no limit was hit, else
 one line naming the limit and the value seen, e.g. ``"memory: over its limit of 64MiB
@@ -21,7 +22,8 @@ one line naming the limit and the value seen, e.g. ``"memory: over its limit of 
 Example::
 
     enforcement = prepare("/app/worker", instance_id, program_decl, tag="1a2b3c4d5e")
-    popen = Popen(enforcement.wrap(argv), ...)
+    popen = Popen(enforcement.wrap(argv), stdin=gate_r, ...)
+    enforcement.join(popen.pid); os.write(gate_w, b"go\n")
     enforcement.attach(pid)
     ... it ends ...
     enforcement.verdict()      # "pids: 16 reached (3 forks refused)"
@@ -47,7 +49,7 @@ __all__ = ["Enforcement", "Limits", "clean_groups", "format_size", "prepare", "u
 log = logging.getLogger("component_manager.runners.limits")
 
 WATCH_PERIOD_S = 0.25
-SHELL = "/bin/sh"  # joins the cgroup and sets the rlimits, then execs the program
+SHELL = "/bin/sh"  # sets the rlimits, waits to be put in the cgroup, then execs the program
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -155,14 +157,21 @@ class Enforcement:
     # ---- in the program, before its code runs ------------------------------------------------
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """``argv`` behind a shell that joins the cgroup, sets the rlimits and execs it (same
-        pid). Not a ``preexec_fn``: Python code run in a fork of the threaded manager can
-        crash (seen here: SIGSEGV in the child, with gRPC's threads about)."""
-        script = "".join(f"ulimit -n {soft} && " for res, soft, _hard in self.rlimits
+        """``argv`` behind a gate: a shell that sets the rlimits, waits on its stdin until the
+        manager has put it in its cgroup (``join``; EOF instead: it never runs), then execs
+        the program (same pid) with /dev/null on stdin. The manager does the joining, as
+        root, because the program may already run under its own uid and Landlock; and not
+        in a ``preexec_fn``: Python run in a fork of the threaded manager can crash."""
+        script = "".join(f"ulimit -n {soft} || exit 126; " for res, soft, _hard in self.rlimits
                          if res == resource.RLIMIT_NOFILE)
-        script += 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"'
-        paths = self.group.procs_paths if self.group is not None else []
-        return [SHELL, "-c", script, "cm-limits", *paths, "--", *argv]
+        script += 'read -r _ || exit 125; exec "$@" </dev/null'
+        return [SHELL, "-c", script, "cm-limits", *argv]
+
+    def join(self, pid: int) -> None:
+        """Put process ``pid`` in this run's cgroup (every controller). Raises OSError."""
+        for path in self.group.procs_paths if self.group is not None else ():
+            with open(path, "w") as f:
+                f.write(str(pid))
 
     def for_zygote(self) -> dict:
         return {"cgroup_procs": self.group.procs_paths if self.group else [],

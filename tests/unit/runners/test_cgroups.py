@@ -98,12 +98,29 @@ def test_the_verdict_names_the_limit_and_the_value(counters, status, verdict):
     assert enforcement.verdict(status).startswith(verdict) and bool(verdict) == bool(enforcement.verdict())
 
 
-def test_shell_wrapper_joins_every_group_then_execs(tmp_path):
+def test_shell_wrapper_waits_at_its_gate_then_execs(tmp_path):
     group = cgroups.V1Group({"memory": tmp_path / "m", "pids": tmp_path / "p"})
-    argv = Enforcement(Limits(memory=1 << 20, open_files=64), group).wrap(["/bin/prog", "--x"])
-    assert argv[:2] == ["/bin/sh", "-c"] and argv[2].startswith("ulimit -n 64 && ")
-    assert argv[3:] == ["cm-limits", str(tmp_path / "m" / "cgroup.procs"), str(tmp_path / "p" / "cgroup.procs"),
-                        "--", "/bin/prog", "--x"]
+    for folder in group.dirs.values():
+        folder.mkdir()
+    enforcement = Enforcement(Limits(memory=1 << 20, open_files=64), group)
+    argv = enforcement.wrap(["/bin/prog", "--x"])
+    assert argv[:2] == ["/bin/sh", "-c"] and argv[2].startswith("ulimit -n 64 || exit 126; read -r _")
+    assert argv[3:] == ["cm-limits", "/bin/prog", "--x"]
+    enforcement.join(4242)
+    assert (tmp_path / "m" / "cgroup.procs").read_text() == "4242"
+    assert (tmp_path / "p" / "cgroup.procs").read_text() == "4242"
+
+
+def test_a_gated_program_that_is_never_let_in_does_not_run(tmp_path):
+    import subprocess
+
+    marker = tmp_path / "ran"
+    argv = Enforcement(Limits(open_files=64), None).wrap(["/bin/sh", "-c", f"touch {marker}"])
+    gate_r, gate_w = __import__("os").pipe()
+    process = subprocess.Popen(argv, stdin=gate_r)
+    __import__("os").close(gate_r)
+    __import__("os").close(gate_w)  # EOF: the manager could not put it in its cgroup
+    assert process.wait(timeout=10) == 125 and not marker.exists()
 
 
 def test_format_size():
