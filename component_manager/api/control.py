@@ -15,8 +15,11 @@ from ..errors import CmError, InvalidArgument, RouteError
 from ..model.config import config_values
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
 from ..moniker import parse
+from ..policy.budget import priority_of
 from ..routing.report import plan_reports
+from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
+from ..runners import isolation
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -50,6 +53,9 @@ def stop_record(record) -> pb.StopRecord:
 
 def details(model, inst) -> pb.InstanceDetails:
     reply = pb.InstanceDetails(summary=summary(inst), log_path=str(model.log_path(inst)))
+    uid = isolation.uid_of(inst.instance_id)
+    if uid is not None:
+        reply.uid = uid
     if inst.run is not None:
         reply.start_reason = inst.run.start_reason
         reply.started_at = inst.run.started_at
@@ -64,6 +70,7 @@ def details(model, inst) -> pb.InstanceDetails:
         return reply
     reply.fingerprint = decl.fingerprint
     reply.package_dir = str(inst.package_dir or "")
+    _limits_and_usage(reply, inst)
     reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
     reply.exposes.extend(f"{e.kind} {e.target_name}" for e in decl.exposes)
     reply.storage.extend(storage_infos(model, inst))
@@ -86,6 +93,33 @@ def _config_info(model, inst) -> list[pb.ConfigValue]:
         except CmError:
             return []
     return [pb.ConfigValue(key=k, value_json=json.dumps(v), source=src) for k, (v, src) in sorted(values.items())]
+
+
+def _limits_and_usage(reply: pb.InstanceDetails, inst) -> None:
+    program = inst.decl.program
+    if program is None:
+        return
+    reply.priority = priority_of(inst)
+    limits = Limits.of(program)
+    enforcement = getattr(inst.run.program, "limits", None) if inst.run is not None else None
+    if limits:
+        reply.limits.CopyFrom(pb.Limits(memory_bytes=limits.memory, cpu=limits.cpu, pids=limits.pids,
+                                        open_files=limits.open_files, enforced_by=_enforced_by(enforcement)))
+    if inst.run is not None and inst.run.program is not None and inst.run.program.identity is not None:
+        try:
+            used = enforcement.usage() if enforcement is not None else usage_of(inst.run.pid)
+        except OSError:
+            used = {"memory_bytes": 0, "cpu_s": 0.0}
+        reply.usage.CopyFrom(pb.ResourceUsage(**used))
+
+
+def _enforced_by(enforcement) -> str:
+    """How its limits hold while it runs ("" when it does not run)."""
+    if enforcement is None:
+        return ""
+    if enforcement.group is not None:
+        return f"cgroup {enforcement.group.version}"
+    return "watch" if enforcement.limits.memory else "rlimit"
 
 
 def _use_info(model, inst, use) -> pb.UseInfo:
@@ -146,6 +180,33 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
         inst = self.model.find(request.moniker)
         await actions.destroy(self.model, inst)
         return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
+
+    @reports_errors
+    async def Restart(self, request, context):
+        inst = self.model.find(request.moniker)
+        record = await actions.restart(self.model, inst)
+        reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
+        if record is not None:
+            reply.stop.CopyFrom(stop_record(record))
+        return reply
+
+    @reports_errors
+    async def Pause(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.pause(self.model, inst)
+        return summary(inst)
+
+    @reports_errors
+    async def Resume(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.resume(self.model, inst)
+        return summary(inst)
+
+    @reports_errors
+    async def Reload(self, request, context):
+        inst = self.model.find(request.moniker) if request.moniker else self.model.root
+        report = await actions.reload(self.model, inst)
+        return pb.ReloadReply(**vars(report))
 
     @reports_errors
     async def DeleteStorage(self, request, context):

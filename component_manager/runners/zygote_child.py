@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - a dependency; without it ps shows the zygote's command line
     setproctitle = None
 
-__all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "run_and_exit",
+__all__ = ["FAILED_SETUP_EXIT", "confine", "fail_setup", "leave_zygote", "run_and_exit",
            "take_program"]
 
 FAILED_SETUP_EXIT = 127
@@ -76,10 +76,25 @@ def take_program(request: dict, fds: list[int], child_path: list[str]) -> None:
         os.set_inheritable(startup_fd, True)
     for fd in {log_fd, startup_socket} - {0, 1, 2, startup_fd}:
         os.close(fd)
+    join_limits(request.get("limits"))
     os.chdir(request["cwd"])
     _replace_environment(request["env"])
     time.tzset()
     _set_up_interpreter(request, child_path)
+
+
+def join_limits(limits: dict | None) -> None:
+    """Join the program's cgroup and set its rlimits (``runners/limits.py``), before any of
+    its code runs: nothing it does or forks escapes them."""
+    if not limits:
+        return
+    import resource
+
+    for path in limits.get("cgroup_procs", ()):
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+    for res, soft, hard in limits.get("rlimits", ()):
+        resource.setrlimit(res, (soft, hard))
 
 
 def _replace_environment(env: dict[str, str]) -> None:
@@ -123,6 +138,14 @@ def _stdio(fd: int, mode: str, template, unbuffered: bool):
                               line_buffering=line_buffering, write_through=unbuffered)
     stream.mode = mode
     return stream
+
+
+def confine(request: dict) -> None:
+    """Enter the program's confinement (``runners/isolation.py``): at least non-dumpable, so
+    that no sibling reads its grant key or token from ``/proc/PID/mem``. Raises OSError."""
+    from .isolation import Confinement, enter
+
+    enter(Confinement.from_dict(request.get("confine") or {}))
 
 
 def fail_setup(error: BaseException):

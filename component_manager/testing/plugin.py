@@ -66,10 +66,10 @@ def cm_manager_factory(request):
     made: list[tuple[ManagerProcess, Path]] = []
     request.node._cm_folders = [*getattr(request.node, "_cm_folders", []), lambda: [folder for _, folder in made]]
 
-    def make(root: str | None = None) -> ManagerProcess:
+    def make(root: str | None = None, args: tuple[str, ...] = (), env: dict | None = None) -> ManagerProcess:
         # A short path: Unix socket paths hold 108 bytes, pytest's tmp_path can be longer.
         folder = Path(tempfile.mkdtemp(prefix="cm-"))
-        manager = ManagerProcess(folder / "state", root=root)
+        manager = ManagerProcess(folder / "state", root=root, args=args, env=env)
         made.append((manager, folder))
         return manager.start()
 
