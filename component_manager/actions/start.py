@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import secrets
 import signal
 import time
@@ -147,12 +148,17 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
 
 
 def _mark_log(path, reason: str) -> None:
-    """A line between runs in the program's log (`cm logs` shows where each run begins)."""
+    """A line between runs in the program's log (`cm logs` shows where each run begins);
+    the file is made as the runner makes it (owner-only, no link followed)."""
+    line = f"-- started {time.strftime('%Y-%m-%d %H:%M:%S')} ({reason}) --\n".encode()
     try:
-        with open(path, "a", encoding="utf-8") as log:
-            log.write(f"-- started {time.strftime('%Y-%m-%d %H:%M:%S')} ({reason}) --\n")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError:
-        pass  # the runner reports a log it cannot open
+        return  # the runner reports a log it cannot open
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
 
 
 def _ignore_outcome(future: asyncio.Future) -> None:

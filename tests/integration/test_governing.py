@@ -29,7 +29,9 @@ needs_cgroups = pytest.mark.skipif(bool(_cgroup_reason()), reason=_cgroup_reason
 
 
 def _log(manager, moniker: str) -> str:
-    return Path(manager.show(moniker)["log_path"]).read_text()
+    """What the program wrote (without the manager's "-- started ... --" line before each run)."""
+    lines = Path(manager.show(moniker)["log_path"]).read_text().splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("-- started "))
 
 
 # ---- limits ----------------------------------------------------------------------------------
