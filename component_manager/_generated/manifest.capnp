@@ -43,6 +43,43 @@ struct Program {
   stopTimeoutMs @9 :UInt64;
   idleTimeoutMs @10 :UInt64;
   memoryLimitBytes @11 :UInt64;
+  restart @12 :Restart;
+  health @13 :Health;           # no probe when it has neither grpc nor exec
+  hooks @14 :Hooks;
+  on @15 :Triggers;
+  maxRunTimeMs @16 :UInt64;
+}
+
+# A command is a list of words; lists of commands are lists of those.
+struct Restart {
+  policy @0 :Text;              # "" in a child/collection override: no override
+  initialDelayMs @1 :UInt64;
+  maxDelayMs @2 :UInt64;
+  resetAfterMs @3 :UInt64;
+  maxRestarts @4 :UInt32;
+  withinMs @5 :UInt64;
+  escalate @6 :Bool;
+}
+
+struct Health {
+  grpc @0 :Bool;
+  exec @1 :List(Text);
+  periodMs @2 :UInt64;
+  timeoutMs @3 :UInt64;
+  failures @4 :UInt32;
+  initialDelayMs @5 :UInt64;
+}
+
+struct Hooks {
+  preStart @0 :List(List(Text));
+  postStop @1 :List(List(Text));
+  timeoutMs @2 :UInt64;
+}
+
+struct Triggers {
+  start @0 :List(List(Text));
+  failure @1 :List(List(Text));
+  exit @2 :List(List(Text));
 }
 
 struct Capability {
@@ -91,11 +128,13 @@ struct Child {
   url @1 :Text;
   startup @2 :Text;
   configOverrides @3 :List(KeyValue);
+  restart @4 :Restart;
 }
 
 struct Collection {
   name @0 :Text;
   durability @1 :Text;
+  restart @2 :Restart;
 }
 
 struct ConfigField {

@@ -27,7 +27,8 @@ from pathlib import Path
 import capnp
 
 from .decl import (CapabilityDecl, ChildDecl, CollectionDecl, ComponentDecl, ConfigFieldDecl,
-                    ExposeDecl, OfferDecl, ProgramDecl, UseDecl)
+                    ExposeDecl, HealthDecl, HooksDecl, OfferDecl, ProgramDecl, RestartDecl,
+                    TriggersDecl, UseDecl)
 from ..errors import CompiledManifestError
 
 __all__ = ["VERSION", "decode", "encode", "fingerprint_of", "load"]
@@ -90,6 +91,36 @@ def _set_program(b, p: ProgramDecl) -> None:
     b.stopEvent, b.ready = p.stop_event, p.ready
     b.startTimeoutMs, b.stopTimeoutMs = p.start_timeout_ms, p.stop_timeout_ms
     b.idleTimeoutMs, b.memoryLimitBytes = p.idle_timeout_ms, p.memory_limit_bytes
+    _set_restart(b.init("restart"), p.restart)
+    if p.health is not None:
+        h = b.init("health")
+        h.grpc, h.periodMs, h.timeoutMs = p.health.grpc, p.health.period_ms, p.health.timeout_ms
+        h.failures, h.initialDelayMs = p.health.failures, p.health.initial_delay_ms
+        if p.health.exec:
+            h.exec = list(p.health.exec)
+    hooks = b.init("hooks")
+    _set_commands(hooks, "preStart", p.hooks.pre_start)
+    _set_commands(hooks, "postStop", p.hooks.post_stop)
+    hooks.timeoutMs = p.hooks.timeout_ms
+    on = b.init("on")
+    for name in ("start", "failure", "exit"):
+        _set_commands(on, name, getattr(p.on, name))
+    b.maxRunTimeMs = p.max_run_time_ms
+
+
+def _set_restart(b, r: RestartDecl) -> None:
+    b.policy, b.initialDelayMs, b.maxDelayMs = r.policy, r.initial_delay_ms, r.max_delay_ms
+    b.resetAfterMs, b.maxRestarts, b.withinMs, b.escalate = (
+        r.reset_after_ms, r.max_restarts, r.within_ms, r.escalate)
+
+
+def _set_commands(b, name: str, commands) -> None:
+    if commands:
+        words = b.init(name, len(commands))
+        for i, command in enumerate(commands):
+            words.init(i, len(command))
+            for j, word in enumerate(command):
+                words[i][j] = word
 
 
 def _set_capability(b, c: CapabilityDecl) -> None:
@@ -116,10 +147,14 @@ def _set_expose(b, e: ExposeDecl) -> None:
 def _set_child(b, c: ChildDecl) -> None:
     b.name, b.url, b.startup = c.name, c.url, c.startup
     _set_pairs(b, "configOverrides", c.config_overrides, as_json=True)
+    if c.restart is not None:
+        _set_restart(b.init("restart"), c.restart)
 
 
 def _set_collection(b, c: CollectionDecl) -> None:
     b.name, b.durability = c.name, c.durability
+    if c.restart is not None:
+        _set_restart(b.init("restart"), c.restart)
 
 
 def _set_config_field(b, f: ConfigFieldDecl) -> None:
@@ -220,6 +255,9 @@ _M = _fields(_Manifest, "hasProgram", "program", "capabilities", "uses", "offers
 _PROGRAM = _fields(_SCHEMA.Program, "runner", "module", "binary", "entry", "args", "env",
                    "stopEvent", "ready", "startTimeoutMs", "stopTimeoutMs", "idleTimeoutMs",
                    "memoryLimitBytes")
+_POLICY = _fields(_SCHEMA.Program, "restart", "health", "hooks", "on", "maxRunTimeMs")
+_RESTART = _fields(_SCHEMA.Restart, "policy", "initialDelayMs", "maxDelayMs", "resetAfterMs",
+                   "maxRestarts", "withinMs", "escalate")
 _CAP = _fields(_SCHEMA.Capability, "kind", "name", "path", "type", "value")
 _USE = _fields(_SCHEMA.Use, "kind", "sourceName", "source", "sourceChild", "targetName", "path",
                "key", "availability", "dependency")
@@ -227,8 +265,8 @@ _OFFER = _fields(_SCHEMA.Offer, "kind", "sourceName", "source", "target", "targe
                  "sourceChild", "targetName", "availability", "dependency")
 _EXPOSE = _fields(_SCHEMA.Expose, "kind", "sourceName", "source", "sourceChild", "targetName",
                   "availability")
-_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides")
-_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability")
+_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "restart")
+_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "restart")
 _CONFIG = _fields(_SCHEMA.ConfigField, "key", "type", "elementType", "maxSize", "maxCount",
                   "default", "mutability")
 _KV = _fields(_SCHEMA.KeyValue, "key", "value")
@@ -253,9 +291,18 @@ def _capability(r) -> CapabilityDecl:
 
 def _child(r) -> ChildDecl:
     get = r._get_by_field
-    name, url, startup, overrides = _CHILD
+    name, url, startup, overrides, restart = _CHILD
     pairs = _pairs(get(overrides), _value) if r._has_by_field(overrides) else ()
-    return ChildDecl(get(name), get(url), get(startup), pairs)
+    return ChildDecl(get(name), get(url), get(startup), pairs, _override(r, restart))
+
+
+def _collection(r) -> CollectionDecl:
+    name, durability, restart = _COLLECTION
+    return CollectionDecl(r._get_by_field(name), r._get_by_field(durability), _override(r, restart))
+
+
+def _override(r, field) -> RestartDecl | None:
+    return _plain(r._get_by_field(field), _RESTART, RestartDecl) if r._has_by_field(field) else None
 
 
 def _config_field(r) -> ConfigFieldDecl:
@@ -269,7 +316,27 @@ def _read_program(r) -> ProgramDecl:
     values = [r._get_by_field(f) for f in _PROGRAM]
     values[4] = tuple(values[4]) if r._has_by_field(_PROGRAM[4]) else ()
     values[5] = _pairs(values[5], str) if r._has_by_field(_PROGRAM[5]) else ()
-    return ProgramDecl(*values)
+    restart, health, hooks, on, max_run_time = _POLICY
+    return ProgramDecl(*values, restart=_plain(r._get_by_field(restart), _RESTART, RestartDecl),
+                       health=_health(r._get_by_field(health)) if r._has_by_field(health) else None,
+                       hooks=_hooks(r._get_by_field(hooks)), on=_triggers(r._get_by_field(on)),
+                       max_run_time_ms=r._get_by_field(max_run_time))
+
+
+def _commands(words) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(command) for command in words)
+
+
+def _health(h) -> HealthDecl:
+    return HealthDecl(h.grpc, tuple(h.exec), h.periodMs, h.timeoutMs, h.failures, h.initialDelayMs)
+
+
+def _hooks(h) -> HooksDecl:
+    return HooksDecl(_commands(h.preStart), _commands(h.postStop), h.timeoutMs)
+
+
+def _triggers(t) -> TriggersDecl:
+    return TriggersDecl(_commands(t.start), _commands(t.failure), _commands(t.exit))
 
 
 def _list(m, field, read) -> tuple:
@@ -283,7 +350,7 @@ def _reader(fields, cls):
 
 
 _read_use, _read_offer = _reader(_USE, UseDecl), _reader(_OFFER, OfferDecl)
-_read_expose, _read_collection = _reader(_EXPOSE, ExposeDecl), _reader(_COLLECTION, CollectionDecl)
+_read_expose, _read_collection = _reader(_EXPOSE, ExposeDecl), _collection
 
 
 def _read_manifest(m, fingerprint: str) -> ComponentDecl:

@@ -243,6 +243,15 @@ class _Cross:
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"package.module:function\"")
         if p.runner == "local" and p.entry and not _LOCAL_ENTRY.fullmatch(p.entry):
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"unix:/path/to/socket#name\"")
+        if p.health is not None:
+            self.health(p.health)
+
+    def health(self, h) -> None:
+        if h.grpc == bool(h.exec):
+            self.add(("program", "health"), "give exactly one probe: 'grpc: true' or 'exec: [command]'")
+        elif h.grpc and not any(e.protocol for _, e in self.c.entries("capabilities")):
+            self.add(("program", "health", "grpc"),
+                     "a grpc probe needs a protocol capability (it calls grpc.health.v1 where the program serves)")
 
     # config schema
 
