@@ -60,6 +60,11 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.DeleteStorageReply.FromString,
                 _registered_method=True)
+        self.Reset = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Reset',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.ResetReply.FromString,
+                _registered_method=True)
 
 
 class LifecycleControllerServicer:
@@ -95,6 +100,13 @@ class LifecycleControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reset(self, request, context):
+        """`cm reset`: forget the restart state (a given-up instance may start again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +134,11 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.DeleteStorage,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.DeleteStorageReply.SerializeToString,
+            ),
+            'Reset': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reset,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.ResetReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +276,33 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/DeleteStorage',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.DeleteStorageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Reset',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.ResetReply.FromString,
             options,
             channel_credentials,
             insecure,

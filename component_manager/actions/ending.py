@@ -100,7 +100,7 @@ async def _end_program(inst, run, reason: StopReason) -> StopRecord:
         disposition = await _ask_then_force(program, run, decl.stop_event, reason, timeout)
         status = await program.wait()
     return StopRecord(reason, disposition, status.exit_code, status.signal,
-                      round(time.monotonic() - run.started_monotonic, 6), time.time())
+                      round(time.monotonic() - run.started_monotonic, 6), time.time(), run.stop_detail)
 
 
 async def _ask_then_force(program, run, stop_event: str, reason: StopReason, timeout: float) -> Disposition:

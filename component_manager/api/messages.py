@@ -3,7 +3,7 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["config_dict", "event_dict", "show_dict", "stop_dict", "summary_dict"]
+__all__ = ["config_dict", "event_dict", "show_dict", "stop_dict", "restart_dict", "summary_dict"]
 
 
 def summary_dict(s) -> dict:
@@ -11,7 +11,8 @@ def summary_dict(s) -> dict:
     return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
             "execution_state": s.execution_state, "incarnation": s.incarnation,
             "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
-            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status}
+            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status,
+            "status_detail": s.status_detail or s.status}
 
 
 def show_dict(d) -> dict:
@@ -31,7 +32,14 @@ def show_dict(d) -> dict:
                         for c in d.collections],
         "log_path": d.log_path,
         "fingerprint": d.fingerprint,
+        "restart": restart_dict(d.restart) if d.has_restart else None,
     }
+
+
+def restart_dict(r) -> dict:
+    """A RestartInfo message as the ``restart`` shape of ``cm show --json``."""
+    return {"policy": r.policy, "attempt": r.attempt, "next_at": r.next_at or None,
+            "last": r.last or None, "gave_up": r.gave_up, "restarts": r.restarts}
 
 
 def config_dict(values) -> dict:
@@ -49,7 +57,7 @@ def stop_dict(stop) -> dict:
             "exit_code": stop.exit_code if stop.HasField("exit_code") else None,
             "signal": stop.signal if stop.HasField("signal") else None,
             "run_time_s": stop.run_time_s, "stopped_at": stop.stopped_at, "detail": stop.detail,
-            "failed": stop.failed}
+            "failed": stop.failed, "hook_failures": list(stop.hook_failures)}
 
 
 def event_dict(event) -> dict:
