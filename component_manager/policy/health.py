@@ -8,8 +8,9 @@ folder (exit 0 is healthy).
 
 Cost: one ``Prober`` serves every instance. It keeps a heap of (due time, probe) and one
 task that sleeps until the earliest is due, sends what is due and goes back to sleep: no
-task or timer per instance per period. A gRPC check is a call whose completion is a
-callback; only exec probes, which spawn a process anyway, get a task each. A probe still
+task or timer per instance per period. The gRPC checks due at one moment are awaited
+together by one task (grpc.aio still makes a task inside each call); exec probes, which
+spawn a process anyway, get a task each. A probe still
 in flight when it is due again is not sent twice.
 """
 
@@ -102,42 +103,41 @@ class Prober:
             self._send_due(time.monotonic())
 
     def _send_due(self, now: float) -> None:
+        checks = []  # the gRPC probes due now: one task awaits them all
         while self._heap and self._heap[0][0] <= now:
             due, _, probe = heapq.heappop(self._heap)
             if not probe.live:
                 self._close(probe)
                 continue
             if not probe.in_flight:
-                self._send(probe)
+                probe.in_flight = True
+                self.sent += 1
+                if probe.decl.grpc:
+                    checks.append(probe)
+                else:
+                    self.ctx.owner.spawn(self._exec(probe), f"probe {probe.inst.moniker}")
             self._push(max(due + probe.decl.period_ms / 1000, now), probe)
+        if checks:
+            self.ctx.owner.spawn(self._check_all(checks), "health checks")
 
-    def _send(self, probe: _Probe) -> None:
-        probe.in_flight = True
-        self.sent += 1
-        timeout = probe.decl.timeout_ms / 1000
-        if probe.decl.grpc:
-            if probe.check is None:
-                probe.channel = grpc.aio.insecure_channel(probe.run.serve_address)
-                probe.check = health_pb2_grpc.HealthStub(probe.channel).Check
-            call = probe.check(_CHECK, timeout=timeout)
-            call.add_done_callback(lambda c, p=probe: self._grpc_answer(p, c))
-        else:
-            self.ctx.owner.spawn(self._exec(probe, timeout), f"probe {probe.inst.moniker}")
+    async def _check_all(self, probes: list[_Probe]) -> None:
+        await asyncio.gather(*(self._check(p) for p in probes))
 
-    def _grpc_answer(self, probe: _Probe, call) -> None:
+    async def _check(self, probe: _Probe) -> None:
+        if probe.check is None:
+            probe.channel = grpc.aio.insecure_channel(probe.run.serve_address)
+            probe.check = health_pb2_grpc.HealthStub(probe.channel).Check
         try:
-            status = call.result().status if not call.cancelled() else None
-            answer = "SERVING" if status == _SERVING else (
-                health_pb2.HealthCheckResponse.ServingStatus.Name(status) if status is not None else "cancelled")
+            status = (await probe.check(_CHECK, timeout=probe.decl.timeout_ms / 1000)).status
+            answer = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
         except grpc.RpcError as e:
             status, answer = None, f"{e.code().name}: {e.details() or ''}".rstrip(": ")
-        except asyncio.CancelledError:
-            status, answer = None, "cancelled"
         self._answer(probe, status == _SERVING, f"grpc.health.v1 Check: {answer}")
 
-    async def _exec(self, probe: _Probe, timeout: float) -> None:
+    async def _exec(self, probe: _Probe) -> None:
         inst = probe.inst
-        result = await run_command(probe.decl.exec, command_env(inst), timeout, cwd=inst.package_dir)
+        result = await run_command(probe.decl.exec, command_env(inst), probe.decl.timeout_ms / 1000,
+                                   cwd=inst.package_dir)
         answer = result.describe() + (f": {result.tail}" if result.tail else "")
         self._answer(probe, result.ok, f"{list(probe.decl.exec)}: {answer}")
 

@@ -444,6 +444,18 @@ class Realm:
         os.killpg(pid, signal.SIGKILL)  # programs run in their own session: pgid == pid
         return pid
 
+    def crash_program(self, moniker: str, sig: int = signal.SIGSEGV) -> int:
+        """Make the program of ``moniker`` crash now (SIGSEGV to its process group; a local
+        component is cancelled, as ``kill_program``). Returns the pid (0: local)."""
+        if self.launcher.kill(moniker, sig):
+            return 0
+        return self.manager.crash(moniker, sig)
+
+    def hang_program(self, moniker: str) -> int:
+        """Freeze the program of ``moniker`` (SIGSTOP): it stops answering, health probes
+        fail. ``manager.unhang(moniker)`` thaws it."""
+        return self.manager.hang(moniker)
+
     async def restart_manager(self, kill: bool = True) -> None:
         """Stop the manager (``kill``: ``kill -9``, else an ordered shutdown) and start a
         new one on the same state directory; waits until the test is a component again.
