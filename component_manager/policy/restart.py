@@ -40,6 +40,7 @@ __all__ = ["cancel", "covers", "effective", "next_delay", "on_started", "on_stop
 ON_FAILURE = frozenset({StopReason.CRASHED, StopReason.HEALTH_CHECK_FAILED, StopReason.RESOURCE_LIMIT,
                         StopReason.START_FAILED, StopReason.RUN_TIME_EXCEEDED})
 JITTER = 0.1  # each delay is drawn from +-10% of its nominal value (never above max_delay)
+# (jitter keeps instances that failed together from all restarting in the same instant)
 _STOPPING = (ActionKind.STOP, ActionKind.SHUTDOWN, ActionKind.DESTROY)
 
 
@@ -69,7 +70,9 @@ def next_delay(decl: RestartDecl, attempt: int, rand: random.Random = random) ->
     """Seconds before restart ``attempt`` (1, 2, ...): ``initial_delay`` doubled each attempt,
     capped at ``max_delay``, jittered."""
     nominal = min(decl.max_delay_ms, decl.initial_delay_ms * 2 ** min(attempt - 1, 62)) / 1000
-    return min(decl.max_delay_ms / 1000, nominal * rand.uniform(1 - JITTER, 1 + JITTER))
+    delay = nominal * rand.uniform(1 - JITTER, 1 + JITTER)
+    cap = decl.max_delay_ms / 1000
+    return delay if delay <= cap else cap * rand.uniform(1 - JITTER, 1)  # at the cap: jittered below it
 
 
 # ---- after a stop ------------------------------------------------------------------------
