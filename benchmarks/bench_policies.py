@@ -129,7 +129,7 @@ async def _measure(api: Api, pid: int, kind: str, url: str, n: int, window: floa
     return percent
 
 
-def _start_all(api: Api, monikers: list[str], window: int = 200) -> None:
+def _start_all(api: Api, monikers: list[str], window: int = 64) -> None:  # the launcher backlog
     for i in range(0, len(monikers), window):
         futures = [api.lifecycle.Start.future(api.pb.InstanceRequest(moniker=mk), timeout=300)
                    for mk in monikers[i:i + window]]
