@@ -30,6 +30,7 @@ Answer = Callable[[int | None, str], None]  # (status or None, what to show)
 
 _DATA, _HEADERS, _RST, _SETTINGS, _PING, _GOAWAY, _WINDOW = 0, 1, 3, 4, 6, 7, 8
 _END_STREAM, _ACK, _END_HEADERS, _PADDED = 0x1, 0x1, 0x4, 0x8
+_READ = frozenset({_DATA, _HEADERS, _RST, _SETTINGS, _PING, _GOAWAY})  # WINDOW_UPDATE etc.: ignored
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _CREDIT = 32768  # give flow-control credit back once this much DATA has arrived
 _LAST_STREAM = 2**31 - 1
@@ -51,6 +52,9 @@ def _literal(index: int, value: bytes) -> bytes:
 _REQUEST_HEADERS = (b"\x83\x86" + _literal(4, b"/grpc.health.v1.Health/Check") + _literal(1, b"localhost")
                     + b"\x0f\x10" + bytes([16]) + b"application/grpc" + b"\x00\x02te\x08trailers")
 _REQUEST_MESSAGE = b"\x00\x00\x00\x00\x00"  # not compressed, 0 bytes: HealthCheckRequest(service="")
+# The two frames of a Check without their stream ids (written between head and payload)
+_HEADERS_HEAD = _frame(_HEADERS, _END_HEADERS, 0, _REQUEST_HEADERS)[:5]
+_DATA_HEAD = _frame(_DATA, _END_STREAM, 0, _REQUEST_MESSAGE)[:5]
 
 
 class HealthConnection(asyncio.BufferedProtocol):
@@ -76,8 +80,8 @@ class HealthConnection(asyncio.BufferedProtocol):
             return 0
         self._next_stream += 2
         self._pending[stream] = [answer, None]
-        self.transport.write(_frame(_HEADERS, _END_HEADERS, stream, _REQUEST_HEADERS)
-                             + _frame(_DATA, _END_STREAM, stream, _REQUEST_MESSAGE))
+        sid = stream.to_bytes(4, "big")
+        self.transport.write(b"".join((_HEADERS_HEAD, sid, _REQUEST_HEADERS, _DATA_HEAD, sid, _REQUEST_MESSAGE)))
         return stream
 
     def forget(self, stream: int) -> None:
@@ -111,8 +115,10 @@ class HealthConnection(asyncio.BufferedProtocol):
             length = int.from_bytes(buf[start:start + 3], "big")
             if end - start < 9 + length:
                 break
-            stream = int.from_bytes(buf[start + 5:start + 9], "big") & _LAST_STREAM
-            self._on_frame(buf[start + 3], buf[start + 4], stream, bytes(buf[start + 9:start + 9 + length]))
+            kind = buf[start + 3]
+            if kind in _READ:  # (the others need no payload, and most frames are those)
+                stream = int.from_bytes(buf[start + 5:start + 9], "big") & _LAST_STREAM
+                self._on_frame(kind, buf[start + 4], stream, bytes(buf[start + 9:start + 9 + length]))
             start += 9 + length
         if start:
             buf[:end - start] = buf[start:end]
