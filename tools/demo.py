@@ -1,7 +1,8 @@
 """The main job: a manager running the example realm, driven by `cm` as a user would.
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
-and a manager restart, and a destroyed dynamic child coming back as a new identity. Every
+and a manager restart, a destroyed dynamic child coming back as a new identity, and the
+governing policies: a crash restarted after a back-off, a failing liveness probe. Every
 line it prints is a real `cm` command and its real output.
 """
 
@@ -32,6 +33,29 @@ def run(manager: ManagerProcess, *args: str) -> str:
     if result.returncode != 0:
         raise SystemExit(f"demo failed: cm {' '.join(args)} exited {result.returncode}")
     return result.stdout
+
+
+def keep_running(manager: ManagerProcess) -> None:
+    """The governing policies: a crash that is restarted, a probe that fails."""
+    step("keeping things running: unhealthy reports NOT_SERVING after 1.5s; its probe will notice")
+    with manager.events() as events:
+        run(manager, "start", "/unhealthy")
+        step("flaky crashes on every second start: start, stop, start again (start 2 crashes)")
+        run(manager, "start", "/flaky")
+        run(manager, "stop", "/flaky")
+        run(manager, "start", "/flaky")
+        scheduled = events.wait_for(type="restart_scheduled", moniker="/flaky", timeout=30)
+        print(f"  event: {scheduled['moniker']} restart_scheduled: {scheduled['detail']}")
+        fired = events.wait_for(lambda e: e["type"].startswith("trigger_") and e["moniker"] == "/flaky", timeout=30)
+        print(f"  event: /flaky {fired['type']}: {fired['detail']}")
+        run(manager, "tree")
+        events.wait_for(lambda e: e["type"] == "started" and e["moniker"] == "/flaky", timeout=30)
+        run(manager, "logs", "/flaky")
+        run(manager, "show", "/flaky")
+        sick = events.wait_for(type="stopped", moniker="/unhealthy", timeout=30)
+        print(f"  event: /unhealthy stopped, reason {sick['reason']}: {sick['stop']['detail']}")
+        events.wait_for(type="restart_scheduled", moniker="/unhealthy", timeout=30)
+        run(manager, "show", "/unhealthy")
 
 
 def main() -> int:
@@ -68,6 +92,7 @@ def main() -> int:
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")
         run(manager, "logs", "/workers:c1")
+        keep_running(manager)
         run(manager, "list")
     finally:
         step("ordered shutdown")

@@ -2,7 +2,8 @@
 
 ``start`` fires once the program is started; ``exit`` after every stop of a running
 program; ``failure`` after a stop that was a failure (crashed, exited non-zero, failed a
-health check, ...). Each runs in the package folder with the instance's environment plus
+health check, ...). Each runs in the package folder with the instance's environment and
+storage paths plus
 ``CM_EVENT`` (start, exit, failure), ``CM_STOP_REASON``, ``CM_EXIT_CODE`` and ``CM_SIGNAL``
 (empty when they do not apply). Each outcome is an event: ``trigger_succeeded`` or
 ``trigger_failed`` (detail: the command and how it ended).
@@ -23,7 +24,9 @@ def fire(ctx, inst, event: str, record=None) -> None:
     commands = getattr(program.on, event) if program is not None else ()
     if not commands:
         return
-    env = command_env(inst, extra=_event_env(event, record))
+    storage = {u.target_name: str(ctx.areas.path_for(inst.instance_id, u.target_name))
+               for u in inst.decl.uses if u.kind == "storage"}
+    env = command_env(inst, storage, extra=_event_env(event, record))
     for command in commands:
         ctx.owner.spawn(_run(ctx, inst, event, command, env), f"on.{event} of {inst.moniker}")
 

@@ -29,7 +29,7 @@ def test_example_realm_compiles_and_round_trips(path):
 
 def test_realm_has_the_documented_children_and_routes():
     decl = compile_file(ROOT / "components" / "realm.cml")
-    assert [c.name for c in decl.children] == ["echo_server", "echo_client", "counter"]
+    assert [c.name for c in decl.children] == ["echo_server", "echo_client", "counter", "flaky", "unhealthy"]
     assert decl.collection("workers").durability == "persistent"
     assert decl.offer_to("echo_client", "protocol", "echo.Echo") == OfferDecl(
         kind="protocol", source_name="echo.Echo", source="child", target="child",
