@@ -150,7 +150,7 @@ def run(cfg) -> list[dict]:
     sv = supervisor_restart(reps)
     base = (unavailable("supervisord autorestart", sv["error"]) if "error" in sv else
             {"name": f"supervisord {sv['version']} autorestart (crash -> RUNNING)", **summary(sv["restart_s"], 1e3)})
-    n, window = (50, 3.0) if cfg.quick else (1000, 30.0)
+    n, window = (200, 4.0) if cfg.quick else (1000, 30.0)
     probed, plain, n = asyncio.run(probe_cost(n, window))
     return [
         figure("crash_restart", "crash -> restarted and serving (initial_delay 0s)", "ms",
