@@ -137,7 +137,8 @@ def _arm(ctx, inst, state: RestartState, delay: float, reason: str) -> None:
 
 def _fire(ctx, inst, state: RestartState, start_reason: str) -> None:
     state.timer = None
-    if inst.restart is not state:
+    if inst.restart is not state or inst.state.value in ("shutdown", "destroyed"):
+        _settle(state)
         return
     ctx.owner.spawn(_restart(ctx, inst, state, start_reason), f"restart {inst.moniker}")
 

@@ -66,3 +66,17 @@ def test_stop_record_keeps_hook_failures():
     assert StopRecord.from_dict(rec.to_dict()) == rec
     old = {k: v for k, v in rec.to_dict().items() if k != "hook_failures"}  # stored by an older manager
     assert StopRecord.from_dict(old).hook_failures == ()
+
+
+async def test_a_wait_for_the_scheduled_start_ends_with_it_or_says_backing_off():
+    import asyncio
+
+    from component_manager.errors import StartError
+
+    state = RestartState("i", attempt=2, next_at=4e9, last="crashed SIGSEGV")
+    state.started = asyncio.get_running_loop().create_future()
+    with pytest.raises(StartError, match=r"it is backing off \(attempt 2, next in .*last: crashed SIGSEGV\)"):
+        await state.wait_scheduled("/x", 0.01)
+    asyncio.get_running_loop().call_soon(state.started.set_result, None)
+    await state.wait_scheduled("/x", 5)  # the start happened: no error
+    await RestartState("i").wait_scheduled("/x", 0)  # nothing scheduled: no wait at all
