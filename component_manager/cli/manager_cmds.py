@@ -149,7 +149,7 @@ def _stop(args) -> int:
 
 def _reset(args) -> int:
     client = _client(args)
-    reply = client.call(client.lifecycle.Reset, _pb().InstanceRequest(moniker=_target(client, args)))
+    reply = client.call(client.lifecycle.Reset, manager_pb2.InstanceRequest(moniker=_target(client, args)))
     text = "restart state cleared" if reply.was_reset else "had no restart state"
     return _print(args, f"{reply.instance.moniker}: {text}",
                   {**summary_dict(reply.instance), "was_reset": reply.was_reset})
