@@ -304,3 +304,17 @@ def test_run_time_limit(manager_dir, tmp_path):
         done = events.wait_for(stopped("/c", reason="run_time_exceeded"), timeout=30)
         assert 0.25 < done["stop"]["run_time_s"] < 5, done
         assert "max_run_time" in done["stop"]["detail"]
+
+
+def test_cm_start_during_back_off_starts_at_once(manager_dir, tmp_path):
+    children = {"c": sh(once(tmp_path / "ran", "kill -SEGV $$"),
+                        restart={"policy": "on_failure", "initial_delay": "30s"})}
+    with ManagerProcess(manager_dir, realm(tmp_path / "pkg", children)) as manager, manager.events() as events:
+        manager.cm("start", "/c")
+        events.wait_for(restart_scheduled("/c"), timeout=30)
+        t0 = time.monotonic()
+        manager.cm("start", "/c")
+        assert time.monotonic() - t0 < 20, "cm start did not wait for the 30 s back-off"
+        info = manager.show("/c")
+        assert info["execution_state"] == "running" and info["status_detail"] == "running", info
+        assert info["restart"]["next_at"] is None, info
