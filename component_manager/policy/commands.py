@@ -91,8 +91,8 @@ async def run_command(command: tuple[str, ...], env: dict[str, str], timeout: fl
         proc = await asyncio.create_subprocess_exec(
             *command, cwd=str(cwd) if cwd else None, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
-        return CommandResult(tuple(command), error=e.strerror or str(e))
+    except (OSError, ValueError) as e:  # not found, not executable, a NUL in an argument
+        return CommandResult(tuple(command), error=getattr(e, "strerror", None) or str(e))
     tail = bytearray()
     try:
         async with asyncio.timeout(timeout):
