@@ -13,12 +13,13 @@ timer at the earliest entry; when it fires it sends everything due within ``COAL
 connection's callback; one still unanswered ``timeout`` after it was sent is counted as a
 failure when its next probe is due (the period, not the timeout, paces detection). Only
 exec probes, which spawn a process anyway, and connecting (once per run) take a task.
-Measured: 1,000 instances probed every second cost the manager ~4.5% of a core.
+Measured: 1,000 instances probed every second cost the manager ~4% of a core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -29,7 +30,7 @@ from .. import actions
 from ..errors import CmError
 from ..model.reasons import StopReason
 from .commands import command_env, run_command
-from .health_wire import HealthConnection
+from .health_wire import LAZY_ACK_PERIOD_S, HealthConnection
 
 log = logging.getLogger("component_manager.policy")
 
@@ -135,8 +136,9 @@ class Prober:
         path = probe.run.serve_address.removeprefix("unix:")
         try:
             async with asyncio.timeout(probe.decl.timeout_ms / 1000):
+                lazy_acks = probe.decl.period_ms / 1000 <= LAZY_ACK_PERIOD_S
                 _, probe.connection = await asyncio.get_running_loop().create_unix_connection(
-                    HealthConnection, path)
+                    functools.partial(HealthConnection, lazy_acks), path)
         except (OSError, TimeoutError) as e:
             self._answer(probe, False, f"grpc.health.v1 Check: cannot connect: {e.strerror or 'timed out'}"
                          if isinstance(e, OSError) else "grpc.health.v1 Check: cannot connect: timed out")
