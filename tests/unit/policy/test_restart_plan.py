@@ -80,3 +80,24 @@ async def test_a_wait_for_the_scheduled_start_ends_with_it_or_says_backing_off()
     asyncio.get_running_loop().call_soon(state.started.set_result, None)
     await state.wait_scheduled("/x", 5)  # the start happened: no error
     await RestartState("i").wait_scheduled("/x", 0)  # nothing scheduled: no wait at all
+
+
+def test_the_parents_entry_overrides_the_childs_own_restart():
+    from types import SimpleNamespace
+
+    from component_manager.manifest import compile_text
+    from component_manager.moniker import parse
+    from component_manager.policy.restart import effective
+
+    parent = SimpleNamespace(decl=compile_text(
+        '{ children: [ { name: "a", url: "a.cml", restart: { policy: "always" } }, { name: "b", url: "b.cml" } ],'
+        '  collections: [ { name: "w", restart: { policy: "on_failure", max_restarts: 1 } } ] }', "p.cml"))
+    own = compile_text('{ program: { runner: "process", binary: "/x", restart: { policy: "never" } } }', "c.cml")
+
+    def child(moniker: str, collection=None):
+        return SimpleNamespace(parent=parent, decl=own, moniker=parse(moniker), collection=collection,
+                               is_dynamic=collection is not None)
+
+    assert effective(child("/a")).policy == "always"
+    assert effective(child("/b")).policy == "never"  # no override: its own
+    assert effective(child("/w:x", "w")) == RestartDecl(policy="on_failure", max_restarts=1)
