@@ -32,6 +32,7 @@ def show_dict(d) -> dict:
                         for c in d.collections],
         "log_path": d.log_path,
         "fingerprint": d.fingerprint,
+        "uid": d.uid if d.HasField("uid") else None,
         "restart": restart_dict(d.restart) if d.has_restart else None,
     }
 
