@@ -1,5 +1,6 @@
 """Run a policy's command (a hook, a trigger, an exec probe) as a real subprocess, without
-blocking the event loop: in the instance's package folder, with the instance's environment,
+blocking the event loop, confined as the instance's program is (its uid, its Landlock
+domain): in the instance's package folder, with the instance's environment,
 its output (stdout and stderr together) kept to a bounded tail, killed with its whole
 process group when it outlives its timeout.
 
@@ -18,10 +19,16 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-__all__ = ["CommandResult", "command_env", "run_command"]
+from ..runners import isolation
+from ..runners.isolation import Confinement
+
+__all__ = ["CommandResult", "command_env", "confinement", "prepared_confinement", "run_command",
+           "storage_paths"]
 
 TAIL_BYTES = 2048  # what a failure's detail keeps of the output
 TAIL_LINES = 5
@@ -80,32 +87,65 @@ def command_env(inst, storage: dict[str, str] | None = None, config: dict | None
     return env
 
 
+def storage_paths(ctx, inst) -> dict[str, str]:
+    """Where each storage the instance uses lives (whether or not it exists yet)."""
+    return {u.target_name: str(ctx.areas.path_for(inst.instance_id, u.target_name))
+            for u in inst.decl.uses if u.kind == "storage"}
+
+
+def confinement(ctx, inst) -> Confinement | None:
+    """A command for an instance runs as its program does (its uid, its Landlock domain)."""
+    return isolation.confinement_of(inst.instance_id, inst.package_dir, storage_paths(ctx, inst))
+
+
+async def prepared_confinement(ctx, inst, storage: dict[str, str]) -> Confinement | None:
+    """For a pre_start hook, which may run before the program ever did: the confinement the
+    program is about to get (its uid chosen, its files handed to it). Raises StartError."""
+    spec = SimpleNamespace(instance_id=inst.instance_id, moniker=inst.moniker_text,
+                           package_dir=inst.package_dir, log_path=ctx.log_path(inst),
+                           startup=SimpleNamespace(storage=storage))
+    return await isolation.prepare(spec)
+
+
 def _env_name(name: str) -> str:
     return "".join(c.upper() if c.isalnum() else "_" for c in name)
 
 
 async def run_command(command: tuple[str, ...], env: dict[str, str], timeout: float,
-                      cwd: Path | None = None) -> CommandResult:
-    """Run ``command`` to its end or its timeout; never raises for the command's failure."""
+                      cwd: Path | None = None, confinement: Confinement | None = None) -> CommandResult:
+    """Run ``command`` to its end or its timeout, in ``confinement`` (its program's uid and
+    Landlock domain: ``runners/isolation.py``); never raises for the command's failure.
+
+    The process is spawned from a worker thread (``isolation.popen``: the manager must not
+    fork, and a confined spawn takes the program's credentials in a thread of its own); its
+    output is read through the event loop, its exit waited for in a thread."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *command, cwd=str(cwd) if cwd else None, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except (OSError, ValueError) as e:  # not found, not executable, a NUL in an argument
+        proc = await asyncio.to_thread(
+            isolation.popen, confinement, list(command), cwd=str(cwd) if cwd else None, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except (OSError, ValueError, subprocess.SubprocessError) as e:  # not found, not executable, a NUL
         return CommandResult(tuple(command), error=getattr(e, "strerror", None) or str(e))
     tail = bytearray()
     try:
         async with asyncio.timeout(timeout):
-            await _read_tail(proc.stdout, tail)
-            code = await proc.wait()
+            await _read_tail(await _reader(proc.stdout), tail)
+            code = await asyncio.to_thread(proc.wait)
     except TimeoutError:
         _kill_group(proc.pid)
-        await proc.wait()
+        await asyncio.to_thread(proc.wait)
         return CommandResult(tuple(command), None, True, tail=_lines(tail))
     except asyncio.CancelledError:
         _kill_group(proc.pid)
         raise
+    finally:
+        proc.stdout.close()
     return CommandResult(tuple(command), code, tail=_lines(tail))
+
+
+async def _reader(pipe) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
 
 
 async def _read_tail(stream: asyncio.StreamReader, tail: bytearray) -> None:

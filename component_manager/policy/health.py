@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from .. import actions
 from ..errors import CmError
 from ..model.reasons import StopReason
-from .commands import command_env, run_command
+from .commands import command_env, confinement, run_command
 from .health_wire import LAZY_ACK_PERIOD_S, HealthConnection
 
 log = logging.getLogger("component_manager.policy")
@@ -158,7 +158,7 @@ class Prober:
     async def _exec(self, probe: _Probe) -> None:
         inst = probe.inst
         result = await run_command(probe.decl.exec, command_env(inst), probe.decl.timeout_ms / 1000,
-                                   cwd=inst.package_dir)
+                                   inst.package_dir, confinement(self.ctx, inst))
         answer = result.describe() + (f": {result.tail}" if result.tail else "")
         self._answer(probe, result.ok, f"{list(probe.decl.exec)}: {answer}")
 

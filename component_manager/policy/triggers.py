@@ -11,7 +11,7 @@ storage paths plus
 
 from __future__ import annotations
 
-from .commands import command_env, run_command
+from .commands import command_env, confinement, run_command, storage_paths
 
 __all__ = ["fire"]
 
@@ -24,11 +24,10 @@ def fire(ctx, inst, event: str, record=None) -> None:
     commands = getattr(program.on, event) if program is not None else ()
     if not commands:
         return
-    storage = {u.target_name: str(ctx.areas.path_for(inst.instance_id, u.target_name))
-               for u in inst.decl.uses if u.kind == "storage"}
-    env = command_env(inst, storage, extra=_event_env(event, record))
+    env = command_env(inst, storage_paths(ctx, inst), extra=_event_env(event, record))
+    confined = confinement(ctx, inst)
     for command in commands:
-        ctx.owner.spawn(_run(ctx, inst, event, command, env), f"on.{event} of {inst.moniker}")
+        ctx.owner.spawn(_run(ctx, inst, event, command, env, confined), f"on.{event} of {inst.moniker}")
 
 
 def _event_env(event: str, record) -> dict[str, str]:
@@ -40,8 +39,8 @@ def _event_env(event: str, record) -> dict[str, str]:
     return env
 
 
-async def _run(ctx, inst, event: str, command, env) -> None:
-    result = await run_command(command, env, TIMEOUT_S, cwd=inst.package_dir)
+async def _run(ctx, inst, event: str, command, env, confined) -> None:
+    result = await run_command(command, env, TIMEOUT_S, inst.package_dir, confined)
     outcome = "trigger_succeeded" if result.ok else "trigger_failed"
     detail = f"on.{event} {list(command)}: {result.describe()}" + (f": {result.tail}" if result.tail and not result.ok else "")
     ctx.events.publish(outcome, inst, reason=event, detail=detail)

@@ -2,11 +2,13 @@
 storm limit, health probes, hooks, triggers and the run-time limit.
 
 Programs are small shell scripts (the process runner) or SDK programs (the python runner);
-each test writes its realm into a temporary package folder."""
+each test writes its realm into a temporary package folder. They run unconfined (see the
+``unconfined`` fixture) but for the test of confinement itself."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -19,6 +21,15 @@ from component_manager.testing import (ManagerProcess, restart_gave_up, restart_
 from component_manager.testing.events import event
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def unconfined(monkeypatch):
+    """These programs and hooks leave marker files in the test's folder, which a confined
+    program cannot write (runners/isolation.py): run them unconfined, except where a test
+    says otherwise (``test_hooks_run_confined_like_their_program``)."""
+    monkeypatch.setenv("CM_UIDS", "off")
+    monkeypatch.setenv("CM_LANDLOCK", "0")
 
 HERE = Path(__file__).parent
 COMPONENTS = HERE / "components"
@@ -318,3 +329,21 @@ def test_cm_start_during_back_off_starts_at_once(manager_dir, tmp_path):
         info = manager.show("/c")
         assert info["execution_state"] == "running" and info["status_detail"] == "running", info
         assert info["restart"]["next_at"] is None, info
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="confinement of hooks is checked with per-instance uids (as root)")
+def test_hooks_run_confined_like_their_program(manager_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CM_UIDS")
+    monkeypatch.delenv("CM_LANDLOCK")
+    outside = tmp_path / "outside"
+    children = {"c": sh("exec sleep 1000", hooks={
+        "pre_start": [["/bin/sh", "-c", 'id -u; touch "$TMPDIR/x" 2>&1 || true']],
+        "post_stop": [["/bin/sh", "-c", f'id -u; touch {outside}']]})}
+    with ManagerProcess(manager_dir, realm(tmp_path / "pkg", children)) as manager:
+        manager.cm("start", "/c")
+        uid = manager.show("/c").get("uid")
+        manager.cm("stop", "/c")
+        failures = manager.show("/c")["last_stop"]["hook_failures"]
+    assert not outside.exists(), "a post_stop hook wrote outside its instance's files"
+    if uid is not None:  # per-instance uids are on here: the hook ran as the program's uid
+        assert failures and failures[0].count(str(uid)) >= 1, failures
