@@ -43,11 +43,15 @@ struct Program {
   stopTimeoutMs @9 :UInt64;
   idleTimeoutMs @10 :UInt64;
   memoryLimitBytes @11 :UInt64;
-  restart @12 :Restart;
-  health @13 :Health;           # no probe when it has neither grpc nor exec
-  hooks @14 :Hooks;
-  on @15 :Triggers;
-  maxRunTimeMs @16 :UInt64;
+  cpuLimit @12 :Float64;
+  pidsLimit @13 :UInt32;
+  openFilesLimit @14 :UInt32;
+  priority @15 :Int32;
+  restart @16 :Restart;
+  health @17 :Health;           # no probe when it has neither grpc nor exec
+  hooks @18 :Hooks;
+  on @19 :Triggers;
+  maxRunTimeMs @20 :UInt64;
 }
 
 # A command is a list of words; lists of commands are lists of those.
@@ -128,13 +132,17 @@ struct Child {
   url @1 :Text;
   startup @2 :Text;
   configOverrides @3 :List(KeyValue);
-  restart @4 :Restart;
+  hasPriority @4 :Bool;
+  priority @5 :Int32;
+  restart @6 :Restart;
 }
 
 struct Collection {
   name @0 :Text;
   durability @1 :Text;
-  restart @2 :Restart;
+  hasPriority @2 :Bool;
+  priority @3 :Int32;
+  restart @4 :Restart;
 }
 
 struct ConfigField {

@@ -23,6 +23,7 @@ from ..errors import RouteError, StartError
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
+from .pause import wait_resumed
 from .resolve import walk_routes
 from .start import start
 
@@ -76,6 +77,8 @@ async def open_capability(ctx: ActionContext, client, name: str, timeout: float 
 
 async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str,
                          timeout: float | None) -> Opened:
+    if provider.run is not None and provider.run.paused:
+        await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
     if provider.run is None and provider.restart is not None:  # a back-off: wait for its start
         await provider.restart.wait_scheduled(provider.moniker_text, timeout)
     if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:

@@ -91,6 +91,8 @@ def _set_program(b, p: ProgramDecl) -> None:
     b.stopEvent, b.ready = p.stop_event, p.ready
     b.startTimeoutMs, b.stopTimeoutMs = p.start_timeout_ms, p.stop_timeout_ms
     b.idleTimeoutMs, b.memoryLimitBytes = p.idle_timeout_ms, p.memory_limit_bytes
+    b.cpuLimit, b.pidsLimit, b.openFilesLimit = p.cpu_limit, p.pids_limit, p.open_files_limit
+    b.priority = p.priority
     _set_restart(b.init("restart"), p.restart)
     if p.health is not None:
         h = b.init("health")
@@ -147,14 +149,21 @@ def _set_expose(b, e: ExposeDecl) -> None:
 def _set_child(b, c: ChildDecl) -> None:
     b.name, b.url, b.startup = c.name, c.url, c.startup
     _set_pairs(b, "configOverrides", c.config_overrides, as_json=True)
+    _set_priority(b, c.priority)
     if c.restart is not None:
         _set_restart(b.init("restart"), c.restart)
 
 
 def _set_collection(b, c: CollectionDecl) -> None:
     b.name, b.durability = c.name, c.durability
+    _set_priority(b, c.priority)
     if c.restart is not None:
         _set_restart(b.init("restart"), c.restart)
+
+
+def _set_priority(b, priority: int | None) -> None:
+    if priority is not None:
+        b.hasPriority, b.priority = True, priority
 
 
 def _set_config_field(b, f: ConfigFieldDecl) -> None:
@@ -255,7 +264,7 @@ _M = _fields(_Manifest, "hasProgram", "program", "capabilities", "uses", "offers
              "children", "collections", "config")
 _PROGRAM = _fields(_SCHEMA.Program, "runner", "module", "binary", "entry", "args", "env",
                    "stopEvent", "ready", "startTimeoutMs", "stopTimeoutMs", "idleTimeoutMs",
-                   "memoryLimitBytes")
+                   "memoryLimitBytes", "cpuLimit", "pidsLimit", "openFilesLimit", "priority")
 _POLICY = _fields(_SCHEMA.Program, "restart", "health", "hooks", "on", "maxRunTimeMs")
 _RESTART = _fields(_SCHEMA.Restart, "policy", "initialDelayMs", "maxDelayMs", "resetAfterMs",
                    "maxRestarts", "withinMs", "escalate")
@@ -266,8 +275,9 @@ _OFFER = _fields(_SCHEMA.Offer, "kind", "sourceName", "source", "target", "targe
                  "sourceChild", "targetName", "availability", "dependency")
 _EXPOSE = _fields(_SCHEMA.Expose, "kind", "sourceName", "source", "sourceChild", "targetName",
                   "availability")
-_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "restart")
-_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "restart")
+_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "hasPriority", "priority",
+                 "restart")
+_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "hasPriority", "priority", "restart")
 _CONFIG = _fields(_SCHEMA.ConfigField, "key", "type", "elementType", "maxSize", "maxCount",
                   "default", "mutability")
 _KV = _fields(_SCHEMA.KeyValue, "key", "value")
@@ -292,14 +302,17 @@ def _capability(r) -> CapabilityDecl:
 
 def _child(r) -> ChildDecl:
     get = r._get_by_field
-    name, url, startup, overrides, restart = _CHILD
+    name, url, startup, overrides, has_priority, priority, restart = _CHILD
     pairs = _pairs(get(overrides), _value) if r._has_by_field(overrides) else ()
-    return ChildDecl(get(name), get(url), get(startup), pairs, _override(r, restart))
+    return ChildDecl(get(name), get(url), get(startup), pairs,
+                     get(priority) if get(has_priority) else None, _override(r, restart))
 
 
-def _collection(r) -> CollectionDecl:
-    name, durability, restart = _COLLECTION
-    return CollectionDecl(r._get_by_field(name), r._get_by_field(durability), _override(r, restart))
+def _read_collection(r) -> CollectionDecl:
+    get = r._get_by_field
+    name, durability, has_priority, priority, restart = _COLLECTION
+    return CollectionDecl(get(name), get(durability), get(priority) if get(has_priority) else None,
+                          _override(r, restart))
 
 
 def _override(r, field) -> RestartDecl | None:
@@ -351,7 +364,7 @@ def _reader(fields, cls):
 
 
 _read_use, _read_offer = _reader(_USE, UseDecl), _reader(_OFFER, OfferDecl)
-_read_expose, _read_collection = _reader(_EXPOSE, ExposeDecl), _collection
+_read_expose = _reader(_EXPOSE, ExposeDecl)
 
 
 def _read_manifest(m, fingerprint: str) -> ComponentDecl:

@@ -149,6 +149,8 @@ START_REQUESTED = "requested via the API (cm start)"
 START_EAGER = "eager child of a started parent"
 START_ROOT = "the root starts with the manager"
 START_SINGLE_RUN = "created in a single_run collection"
+START_RESTARTED = "restarted by request"
+START_PACKAGE_UPDATED = "restarted on the updated package"
 
 
 def restart_start_reason(reason: str, attempt: int) -> str:

@@ -5,6 +5,8 @@
     hooks       pre_start / post_stop commands, at the start and stop actions' hook points
     triggers    commands fired after start, exit, failure
     run_time    stop with run_time_exceeded past max_run_time
+    budget      --max-running / --memory-budget: make room for a start by evicting running
+                instances of lower priority, or refuse it (ResourceExhausted)
 
 ``Policies`` is their owner in a running manager: ``start()`` loads the stored restart
 states (resuming back-offs), fills the model's hook lists and subscribes to its events;

@@ -173,13 +173,13 @@ class Prober:
         probe.failures = 0 if healthy else probe.failures + 1
         if probe.failures >= probe.decl.failures and probe.live:
             probe.failures = 0
-            probe.run.stop_detail = f"{probe.decl.failures} failed health probes in a row; last: {answer}"
-            self.ctx.owner.spawn(_stop(self.ctx, probe.inst), f"health stop {probe.inst.moniker}")
+            detail = f"{probe.decl.failures} failed health probes in a row; last: {answer}"
+            self.ctx.owner.spawn(_stop(self.ctx, probe.inst, detail), f"health stop {probe.inst.moniker}")
 
 
-async def _stop(ctx, inst) -> None:
+async def _stop(ctx, inst, detail: str) -> None:
     try:
-        await actions.stop(ctx, inst, StopReason.HEALTH_CHECK_FAILED)
+        await actions.stop(ctx, inst, StopReason.HEALTH_CHECK_FAILED, detail=detail)
     except CmError as e:
         log.warning("stopping unhealthy %s: %s", inst.moniker, e)
 

@@ -45,11 +45,11 @@ class RunTimeLimits:
         self._timers.pop(inst.moniker_text, None)
         if inst.run is not run or run.stopping:
             return
-        run.stop_detail = f"ran longer than its max_run_time ({limit_ms / 1000:g}s)"
-        self.ctx.owner.spawn(self._stop(inst), f"run time of {inst.moniker}")
+        detail = f"ran longer than its max_run_time ({limit_ms / 1000:g}s)"
+        self.ctx.owner.spawn(self._stop(inst, detail), f"run time of {inst.moniker}")
 
-    async def _stop(self, inst) -> None:
+    async def _stop(self, inst, detail: str) -> None:
         try:
-            await actions.stop(self.ctx, inst, StopReason.RUN_TIME_EXCEEDED)
+            await actions.stop(self.ctx, inst, StopReason.RUN_TIME_EXCEEDED, detail=detail)
         except CmError as e:
             log.warning("stopping %s at its max_run_time: %s", inst.moniker, e)
