@@ -41,7 +41,8 @@ def test_manager_status_and_stop(manager_dir):
     try:
         status = json.loads(cm(manager_dir, "manager", "status", "--json").stdout)
         assert status["running"] and pid_alive(status["pid"])
-        assert status["instances"] == 4 and status["root_url"].endswith("components/realm.cml")
+        listed = json.loads(cm(manager_dir, "list", "--json").stdout)
+        assert status["instances"] == len(listed) and status["root_url"].endswith("components/realm.cml")
         assert f"PID         {status['pid']}" in cm(manager_dir, "manager", "status").stdout
         stopped = cm(manager_dir, "manager", "stop")
         assert stopped.returncode == 0 and f"(pid {status['pid']}) stopped" in stopped.stdout
