@@ -1,0 +1,211 @@
+"""The web page's HTTP side: one HTML page, a small JSON API over ``Backend``, and the event
+stream as server-sent events.
+
+    GET  /                                  the page (HTML, CSS and script in one file)
+    GET  /api/meta                          the state directory and the verbs this manager offers
+    GET  /api/instances                     `cm list --json`
+    GET  /api/instance?moniker=/counter     `cm show --json`, plus ``log_tail``
+    GET  /api/route?moniker=M&capability=C  `cm route --json`'s ``routes``
+    GET  /api/graph.svg?routes=1            the `cm graph` picture (Graphviz); .dot and .json too
+    GET  /api/events                        text/event-stream: stored history, then live
+    POST /api/action  {"verb": "start", "moniker": "/counter"}   start|stop|restart|pause|resume|destroy
+
+Every request needs the token (``?token=`` or ``Authorization: Bearer``): without it, 401.
+Nothing that changes state is a GET. Answers are never cached, never framed, and send no
+Referer (the token is in the page's URL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..cli.graph_dot import DotMissing, to_dot
+from .backend import Backend, Refused
+
+__all__ = ["make_app"]
+
+KEEPALIVE_S = 15.0  # an idle event stream says something this often, so a closed tab is noticed
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; form-action 'none'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+}
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
+
+
+def make_app(backend: Backend, token: str) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        backend.open()
+        try:
+            yield
+        finally:
+            await backend.close()
+
+    routes = [Route("/", _page), Route("/api/meta", _meta), Route("/api/instances", _instances),
+              Route("/api/instance", _instance), Route("/api/route", _route),
+              Route("/api/graph.{fmt:str}", _graph), Route("/api/events", _events),
+              Route("/api/action", _action, methods=["POST"])]
+    # a Unix socket's requests come with no host name worth checking; TCP ones must say localhost
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, "*.localhost"]),
+                  Middleware(_TokenMiddleware, token=token)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.backend = backend
+    return app
+
+
+class _TokenMiddleware:
+    """401 for any request without the token; the security headers on every answer."""
+
+    def __init__(self, app, token: str):
+        self.app, self.token = app, token.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.token):
+            response = PlainTextResponse("401: this page needs the token in the URL that `cm ui` printed\n",
+                                         status_code=401, headers=SECURITY_HEADERS)
+            return await response(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _backend(request: Request) -> Backend:
+    return request.app.state.backend
+
+
+def _refused(e: Refused) -> JSONResponse:
+    return JSONResponse({"error": e.message}, status_code=e.status)
+
+
+def _moniker(request: Request) -> str:
+    moniker = request.query_params.get("moniker", "")
+    if not moniker:
+        raise Refused(400, "no moniker given")
+    return moniker
+
+
+def answers(handler):
+    """A JSON endpoint: the handler's result, or the manager's refusal with its status."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return JSONResponse(await handler(request))
+        except Refused as e:
+            return _refused(e)
+    return endpoint
+
+
+async def _page(request: Request) -> Response:
+    return HTMLResponse(resources.files(__package__).joinpath("page.html").read_text())
+
+
+@answers
+async def _meta(request: Request) -> dict:
+    backend = _backend(request)
+    return {"state_dir": backend.state_dir, "verbs": backend.verbs}
+
+
+@answers
+async def _instances(request: Request) -> list:
+    return await _backend(request).instances()
+
+
+@answers
+async def _instance(request: Request) -> dict:
+    return await _backend(request).show(_moniker(request))
+
+
+@answers
+async def _route(request: Request) -> list:
+    return await _backend(request).routes(_moniker(request), request.query_params.get("capability", ""))
+
+
+async def _graph(request: Request) -> Response:
+    backend, fmt = _backend(request), request.path_params["fmt"]
+    routes = request.query_params.get("routes", "1") != "0"
+    try:
+        if fmt == "svg":
+            return Response(await backend.graph_svg(routes), media_type="image/svg+xml")
+        if fmt == "dot":
+            return PlainTextResponse(to_dot(await backend.graph(routes)))
+        if fmt == "json":
+            return JSONResponse(await backend.graph(routes))
+    except Refused as e:
+        return _refused(e)
+    except DotMissing as e:
+        return JSONResponse({"error": str(e)}, status_code=501)
+    return JSONResponse({"error": f"no graph format {fmt!r} (svg, dot, json)"}, status_code=404)
+
+
+async def _action(request: Request) -> Response:
+    try:
+        body = await request.json()
+        verb, moniker = str(body["verb"]), str(body["moniker"])
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": 'send JSON: {"verb": "start", "moniker": "/counter"}'}, status_code=400)
+    try:
+        return JSONResponse(await _backend(request).act(verb, moniker))
+    except Refused as e:
+        return _refused(e)
+
+
+async def _events(request: Request) -> Response:
+    return StreamingResponse(_event_stream(_backend(request)), media_type="text/event-stream",
+                             headers={"X-Accel-Buffering": "no"})
+
+
+async def _event_stream(backend: Backend):
+    """SSE: each event as ``id: SEQ`` + ``data: JSON``; a comment when idle; an ``error``
+    event and the end when the manager goes away."""
+    call = backend.subscribe()
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump():
+        try:
+            async for message in call:
+                await queue.put(backend.event(message))
+        except Exception as e:  # noqa: BLE001 - any end of the stream is told to the page
+            await queue.put(e)
+        else:
+            await queue.put(None)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield "retry: 2000\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if item is None or isinstance(item, Exception):
+                yield f"event: error\ndata: {json.dumps({'error': 'the manager went away'})}\n\n"
+                return
+            yield f"id: {item['seq']}\ndata: {json.dumps(item)}\n\n"
+    finally:
+        call.cancel()
+        task.cancel()
