@@ -153,10 +153,9 @@ def _children(pid: int) -> list[int]:
 def _gather(args, storage_limit: int) -> tuple[int, list[dict]]:
     """(instances looked at, findings)."""
     from .._generated import manager_pb2
-    from ..api.messages import show_dict, summary_dict
+    from ..api.messages import route_dict, show_dict, summary_dict
     from .client import Client
     from .monikers import resolve_moniker
-    from .observe_cmds import route_dict
 
     client = Client(args.state_dir)
     prefix = resolve_moniker(client, args.moniker) if args.moniker else ""

@@ -79,7 +79,7 @@ def _live_routes(client, rows: list[dict]) -> dict[str, list[dict]]:
     """Route reports of each instance already resolved (asking for the routes of an
     unresolved one would resolve it: a graph changes nothing)."""
     from .._generated import manager_pb2
-    from .observe_cmds import route_dict
+    from ..api.messages import route_dict
 
     routes = {}
     for row in rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from functools import partial
 
-from ..api.messages import event_dict
+from ..api.messages import event_dict, route_dict
 
 __all__ = ["register", "route_dict"]
 
@@ -38,13 +38,6 @@ def _register_events(sub) -> None:
                         help="only events of this type (started, stopped, ...); repeatable")
     events.add_argument("--json", action="store_true", help="print one JSON object per line")
     events.set_defaults(handler=_events)
-
-
-def route_dict(r) -> dict:
-    return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
-            "error": r.error or None, "source_moniker": r.source_moniker or None,
-            "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
-                     for h in r.hops]}
 
 
 def _route(args) -> int:

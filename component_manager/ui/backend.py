@@ -15,9 +15,8 @@ import grpc
 
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
-from ..api.messages import event_dict, show_dict, summary_dict
+from ..api.messages import event_dict, route_dict, show_dict, summary_dict
 from ..cli.graph_dot import build_graph, route_edges, to_dot, to_svg
-from ..cli.observe_cmds import route_dict
 from ..cli.output import status_tone
 
 __all__ = ["Backend", "Refused"]

@@ -23,6 +23,8 @@ FORBIDDEN = {
     "manifest": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "storage", "manager"},
     "storage": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "manager"},
     "runners": {"model", "actions", "routing", "api", "cli", "testing", "manager"},
+    # the web page is a client, as `cm` is: it talks to the manager over gRPC only
+    "ui": {"model", "actions", "routing", "manifest", "storage", "runners", "sdk", "testing", "manager"},
 }
 
 
