@@ -1,7 +1,8 @@
 """The main job: a manager running the example realm, driven by `cm` as a user would.
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
-and a manager restart, and a destroyed dynamic child coming back as a new identity. Every
+and a manager restart, a destroyed dynamic child coming back as a new identity, and `cm
+doctor`; it ends by saying how to open `cm ui` and `cm graph` (it leaves nothing running). Every
 line it prints is a real `cm` command and its real output.
 """
 
@@ -69,11 +70,29 @@ def main() -> int:
         run(manager, "start", "/workers:c1")
         run(manager, "logs", "/workers:c1")
         run(manager, "list")
+        step("anything wrong? (exit 1 if so, each problem with what to run next)")
+        run(manager, "doctor")
+        run(manager, "graph", "--routes", "-o", str(STATE / "realm.dot"))
+        print(f"  wrote {STATE.name}/realm.dot (--format svg draws it with Graphviz)")
     finally:
         step("ordered shutdown")
         manager.close()
         print("  done; state kept in", STATE)
+    point_to_pictures()
     return 0
+
+
+def point_to_pictures() -> None:
+    """The page and the picture are for a person to open: say how, leave nothing running."""
+    cm = f".venv/bin/cm --state-dir {STATE.name}"
+    step("see it: the same realm as a live web page and as a picture")
+    lines = [(f"{cm} manager run --detach", "the manager again, on the demo's state"),
+             (f"{cm} ui", "prints a URL with a token: tree, graph, buttons, events"),
+             (f"{cm} graph --routes --format svg -o realm.svg", "the picture (needs Graphviz)"),
+             (f"kill $(cat {STATE.name}/manager.pid)", "ordered shutdown")]
+    width = max(len(command) for command, _ in lines)
+    for command, why in lines:
+        print(f"  {command:<{width}}  # {why}")
 
 
 if __name__ == "__main__":
