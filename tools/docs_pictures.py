@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from component_manager.testing.process import ManagerProcess  # noqa: E402
-from tests.integration.test_pictures import UiProcess  # noqa: E402
+from component_manager.testing.ui import UiProcess  # noqa: E402
 
 
 def main() -> int:

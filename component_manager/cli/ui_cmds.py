@@ -18,14 +18,8 @@ def register(sub, command: str) -> None:
     p.add_argument("--host", default="127.0.0.1", help="a loopback address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="TCP port (default: any free one, printed)")
     p.add_argument("--unix", metavar="PATH", help="listen on this Unix socket instead of TCP")
-    p.add_argument("--json", action="store_true", help=argparse_suppress())
+    p.add_argument("--json", action="store_true", help='print {"url", "token"} as the first line, as JSON')
     p.set_defaults(handler=_ui)
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _ui(args) -> int:
@@ -37,4 +31,4 @@ def _ui(args) -> int:
         if e.name not in ("starlette", "uvicorn"):
             raise
         raise CmError(f"cm ui needs {e.name}: pip install 'component-manager[ui]'") from None
-    return serve(args.state_dir, host=args.host, port=args.port, unix=args.unix)
+    return serve(args.state_dir, host=args.host, port=args.port, unix=args.unix, as_json=args.json)

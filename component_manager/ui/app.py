@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -45,7 +45,22 @@ SECURITY_HEADERS = {
                                "img-src 'self' data:; connect-src 'self'; form-action 'none'; "
                                "frame-ancestors 'none'; base-uri 'none'",
 }
-LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
+
+
+def local_host(header: str) -> bool:
+    """Whether a Host header names this machine's loopback (``127.0.0.1:8080``, ``[::1]``,
+    ``localhost``). A web page whose own name was rebound to 127.0.0.1 sends its own name."""
+    host = header.strip()
+    if host.startswith("["):  # [::1]:8080
+        host = host[1:host.find("]")]
+    elif host.count(":") == 1:  # 127.0.0.1:8080, localhost:8080
+        host = host.split(":")[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def make_app(backend: Backend, token: str) -> Starlette:
@@ -61,16 +76,15 @@ def make_app(backend: Backend, token: str) -> Starlette:
               Route("/api/instance", _instance), Route("/api/route", _route),
               Route("/api/graph.{fmt:str}", _graph), Route("/api/events", _events),
               Route("/api/action", _action, methods=["POST"])]
-    # a Unix socket's requests come with no host name worth checking; TCP ones must say localhost
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=[*LOCAL_HOSTS, "*.localhost"]),
-                  Middleware(_TokenMiddleware, token=token)]
+    middleware = [Middleware(_TokenMiddleware, token=token)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.backend = backend
     return app
 
 
 class _TokenMiddleware:
-    """401 for any request without the token; the security headers on every answer."""
+    """400 for a request to another host name, 401 for one without the token; the security
+    headers on every answer."""
 
     def __init__(self, app, token: str):
         self.app, self.token = app, token.encode()
@@ -79,6 +93,10 @@ class _TokenMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         request = Request(scope)
+        if not local_host(request.headers.get("host", "")):
+            response = PlainTextResponse("400: cm ui answers only to 127.0.0.1, ::1 or localhost\n",
+                                         status_code=400, headers=SECURITY_HEADERS)
+            return await response(scope, receive, send)
         given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), self.token):
             response = PlainTextResponse("401: this page needs the token in the URL that `cm ui` printed\n",

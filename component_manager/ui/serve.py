@@ -60,7 +60,7 @@ def _bind(host: str, port: int, unix: str | None) -> tuple[socket.socket, str]:
 
 
 def serve(state_dir: str, host: str = "127.0.0.1", port: int = 0, unix: str | None = None,
-          token: str | None = None) -> int:
+          token: str | None = None, as_json: bool = False) -> int:
     """Serve until interrupted; the exit code. Raises CmError for a host that is not loopback
     or a port that cannot be had."""
     import uvicorn
@@ -73,7 +73,12 @@ def serve(state_dir: str, host: str = "127.0.0.1", port: int = 0, unix: str | No
     sock, base = _bind(host, port, unix)
     sock.listen(128)
     app = make_app(Backend(state_dir), token)
-    print(f"cm ui: {base}/?token={token}", flush=True)
+    if as_json:
+        import json
+
+        print(json.dumps({"url": f"{base}/?token={token}", "token": token, "unix_socket": unix}), flush=True)
+    else:
+        print(f"cm ui: {base}/?token={token}", flush=True)
     where = f"over the Unix socket {unix} (curl --unix-socket {unix} URL), " if unix else ""
     print(f"  {where}driving the manager at {os.path.realpath(state_dir)}; Ctrl-C to stop",
           file=sys.stderr, flush=True)

@@ -4,7 +4,6 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from component_manager.testing.process import ManagerProcess, cm_executable
+from component_manager.testing.ui import UiProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -86,38 +86,11 @@ def test_doctor_on_the_healthy_example_realm_exits_0(manager_dir):
         assert done.stdout.strip() == "✓ nothing wrong in 4 instances"
 
 
-class UiProcess:
-    """`cm ui` as a person runs it: the URL is the first line it prints."""
-
-    def __init__(self, state_dir: Path, *args: str):
-        self.process = subprocess.Popen([*cm_executable(), "--state-dir", str(state_dir), "ui", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        start_new_session=True)
-        line = self.process.stdout.readline()
-        if not line.startswith("cm ui: "):
-            self.close()
-            raise AssertionError(f"cm ui did not start: {line}{self.process.stderr.read()}")
-        self.url = line.split(" ", 2)[2].strip()
-        self.base, self.token = self.url.split("/?token=")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def http(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, str]:
+def http(url: str, method: str = "GET", body: dict | None = None, token: str | None = None,
+         host: str | None = None) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if host:
+        headers["Host"] = host
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
@@ -135,7 +108,7 @@ def test_ui_needs_the_token_and_changes_nothing_on_a_get(manager_dir):
         assert http(ui.base + "/api/instances", token="wrong")[0] == 401
         assert http(ui.base + "/api/action", "POST", {"verb": "start", "moniker": "/counter"})[0] == 401
         assert http(ui.url)[0] == 200
-        assert http(f"{ui.base}/api/action?token={ui.token}")[0] == 405  # a GET changes nothing
+        assert http(ui.url, host="evil.example")[0] == 400  # a rebound name is not this page        assert http(f"{ui.base}/api/action?token={ui.token}")[0] == 405  # a GET changes nothing
         assert manager.show("/counter")["execution_state"] == "stopped"
         status, body = http(ui.base + "/api/action", "POST", {"verb": "start", "moniker": "/counter"}, ui.token)
         assert (status, json.loads(body)["status"]) == (200, "running")

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from component_manager.testing.process import ManagerProcess
-
-from .test_pictures import UiProcess
+from component_manager.testing.ui import UiProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -1,0 +1,46 @@
+"""`cm ui` as a person runs it, for tests, benchmarks and tools: the real `cm` executable,
+the URL read from the first line it prints, Ctrl-C (SIGINT) to stop it.
+
+    with ManagerProcess(state_dir) as manager, UiProcess(manager.state_dir) as ui:
+        urllib.request.urlopen(ui.url)           # the page; ui.base + "/api/..." with ui.token
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+from .process import cm_executable
+
+__all__ = ["UiProcess"]
+
+
+class UiProcess:
+    def __init__(self, state_dir: Path, *args: str):
+        self.process = subprocess.Popen([*cm_executable(), "--state-dir", str(state_dir), "ui", *args],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)
+        line = self.process.stdout.readline()  # printed once the socket listens
+        if not line.startswith("cm ui: "):
+            self.close()
+            raise RuntimeError(f"cm ui did not start: {line}{self.process.stderr.read()}")
+        self.url = line.split(" ", 2)[2].strip()
+        self.base, self.token = self.url.split("/?token=")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdout, self.process.stderr):
+            stream.close()
+
+    def __enter__(self) -> UiProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
