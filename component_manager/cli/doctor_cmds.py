@@ -17,7 +17,17 @@ code; warnings (an optional route that ends nowhere, a restart backing off) are 
 
 from __future__ import annotations
 
+import json
 import os
+from urllib.parse import unquote, urlparse
+
+from .._generated import manager_pb2
+from ..api.messages import route_dict, show_dict, summary_dict
+from ..errors import CmError
+from ..manifest import compile_file, load
+from .client import Client
+from .monikers import MONIKER_HELP, resolve_moniker
+from .output import colour_enabled, paint
 
 __all__ = ["check_instance", "check_routes", "check_zygote", "register", "zygote_state"]
 
@@ -26,8 +36,6 @@ _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000
 
 
 def register(sub, command: str) -> None:
-    from .monikers import MONIKER_HELP
-
     p = sub.add_parser("doctor", help="everything wrong, with what to run next (exit 1 if anything is)")
     p.add_argument("moniker", nargs="?", default="", help=f"only this realm (subtree); {MONIKER_HELP}")
     p.add_argument("--storage-limit", default=DEFAULT_STORAGE_LIMIT, metavar="SIZE",
@@ -38,8 +46,6 @@ def register(sub, command: str) -> None:
 
 def parse_size(text: str) -> int:
     """ "64MiB" -> 67108864. Raises CmError for anything else."""
-    from ..errors import CmError
-
     digits = text.strip().rstrip("BbIiKkMmGg")
     unit = text.strip()[len(digits):].lower()
     try:
@@ -152,11 +158,6 @@ def _children(pid: int) -> list[int]:
 
 def _gather(args, storage_limit: int) -> tuple[int, list[dict]]:
     """(instances looked at, findings)."""
-    from .._generated import manager_pb2
-    from ..api.messages import route_dict, show_dict, summary_dict
-    from .client import Client
-    from .monikers import resolve_moniker
-
     client = Client(args.state_dir)
     prefix = resolve_moniker(client, args.moniker) if args.moniker else ""
     rows = [summary_dict(s) for s in client.call(client.query.ListInstances,
@@ -178,10 +179,6 @@ def _gather(args, storage_limit: int) -> tuple[int, list[dict]]:
 def _fingerprint(url: str, cache: dict) -> str | None:
     """The fingerprint of the manifest at ``url`` now ("" if it is gone), compiled once per URL."""
     if url not in cache:
-        from urllib.parse import unquote, urlparse
-
-        from ..errors import CmError
-        from ..manifest import compile_file, load
 
         path = unquote(urlparse(url).path)
         try:
@@ -197,23 +194,13 @@ def _doctor(args) -> int:
     count, found = _gather(args, parse_size(args.storage_limit))
     errors = sum(f["severity"] == "error" for f in found)
     if args.json:
-        import json
-
         print(json.dumps({"ok": errors == 0, "instances": count, "findings": found}, indent=2))
     else:
-        print(format_report(found, count, _colour(args)))
+        print(format_report(found, count, colour_enabled(args)))
     return 1 if errors else 0
 
 
-def _colour(args) -> bool:
-    from .output import colour_enabled
-
-    return colour_enabled(args)
-
-
 def format_report(found: list[dict], count: int, colour: bool = False) -> str:
-    from .output import paint
-
     lines = []
     for f in found:
         mark = paint("✗", "red", colour) if f["severity"] == "error" else paint("!", "yellow", colour)

@@ -12,14 +12,20 @@ the routes itself (``routing/``, pure), without statuses.
 
 from __future__ import annotations
 
+import json
 import sys
+
+from .._generated import manager_pb2
+from ..api.messages import route_dict, summary_dict
+from ..errors import CmError
+from .client import Client
+from .graph_dot import DotMissing, build_graph, to_dot, to_svg
+from .monikers import MONIKER_HELP, resolve_moniker
 
 __all__ = ["live_graph", "register"]
 
 
 def register(sub, command: str) -> None:
-    from .monikers import MONIKER_HELP
-
     p = sub.add_parser("graph", help="the topology with statuses and routes, as DOT or SVG")
     p.add_argument("moniker", nargs="?", default="", help=f"only this realm (subtree); {MONIKER_HELP}")
     p.add_argument("--format", choices=("dot", "svg"), default="dot",
@@ -32,12 +38,8 @@ def register(sub, command: str) -> None:
 
 
 def _graph(args) -> int:
-    from .graph_dot import DotMissing, to_dot, to_svg
-
     graph = _offline_graph(args) if args.manifest else live_graph(args.state_dir, args.moniker, args.routes)
     if args.json:
-        import json
-
         text = json.dumps(graph, indent=2) + "\n"
     else:
         text = to_dot(graph)
@@ -45,8 +47,6 @@ def _graph(args) -> int:
             try:
                 text = to_svg(text)
             except (DotMissing, RuntimeError) as e:
-                from ..errors import CmError
-
                 raise CmError(str(e)) from None
     _write(text, args.output)
     return 0
@@ -62,12 +62,6 @@ def _write(text: str, output: str | None) -> None:
 
 def live_graph(state_dir: str, moniker: str = "", routes: bool = False) -> dict:
     """The graph of the running manager at ``state_dir`` (of the subtree at ``moniker``)."""
-    from .._generated import manager_pb2
-    from ..api.messages import summary_dict
-    from .client import Client
-    from .graph_dot import build_graph
-    from .monikers import resolve_moniker
-
     client = Client(state_dir)
     prefix = resolve_moniker(client, moniker) if moniker else ""
     reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest(prefix=prefix))
@@ -78,9 +72,6 @@ def live_graph(state_dir: str, moniker: str = "", routes: bool = False) -> dict:
 def _live_routes(client, rows: list[dict]) -> dict[str, list[dict]]:
     """Route reports of each instance already resolved (asking for the routes of an
     unresolved one would resolve it: a graph changes nothing)."""
-    from .._generated import manager_pb2
-    from ..api.messages import route_dict
-
     routes = {}
     for row in rows:
         if row["state"] in ("resolved", "started"):
@@ -90,8 +81,9 @@ def _live_routes(client, rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def _offline_graph(args) -> dict:
+    # compiling manifests and walking routes here: the live command stays a lean client
+    from ..moniker import parse
     from ..routing.report import plan_reports
-    from .graph_dot import build_graph
     from .offline_realm import OfflineRealm
 
     realm = OfflineRealm.load(args.manifest)
@@ -100,8 +92,6 @@ def _offline_graph(args) -> dict:
         rows = [r for r in rows if _under(r["moniker"], args.moniker)]
     routes = None
     if args.routes:
-        from ..moniker import parse
-
         routes = {r["moniker"]: plan_reports(realm, parse(r["moniker"]), realm.decl(parse(r["moniker"])))
                   for r in rows}
     return build_graph(rows, routes)

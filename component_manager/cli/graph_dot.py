@@ -15,6 +15,11 @@ of ``cm list --json`` and the reports of ``cm route --json``::
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
+from .output import status_tone
+
 __all__ = ["DotMissing", "build_graph", "route_edges", "to_dot", "to_svg"]
 
 # tone (cli/output.status_tone) -> (fill, border): pale fills, a saturated border
@@ -31,8 +36,6 @@ ROUTE_COLOUR = {"ok": "#1c7ed6", "unavailable": "#adb5bd", "broken": "#e03131"}
 def build_graph(rows: list[dict], routes: dict[str, list[dict]] | None = None) -> dict:
     """``rows``: instances (moniker, status, url; status "" offline). ``routes``: moniker ->
     its route reports (as ``cm route --json`` has them), or None for the topology only."""
-    from .output import status_tone
-
     known = {r["moniker"] for r in rows}
     nodes = [{"moniker": r["moniker"], "status": r.get("status") or "",
               "tone": status_tone(r["status"]) if r.get("status") else "offline",
@@ -117,9 +120,6 @@ class DotMissing(Exception):
 def to_svg(dot_text: str, timeout: float = 60.0) -> str:
     """Render with ``dot -Tsvg``. Raises DotMissing without Graphviz, RuntimeError if dot
     refuses the input (its first line of error)."""
-    import shutil
-    import subprocess
-
     dot = shutil.which("dot")
     if dot is None:
         raise DotMissing("Graphviz's `dot` is not installed (Debian: apt-get install graphviz); "

@@ -15,6 +15,7 @@ import os
 from urllib.parse import unquote, urlparse
 
 from ..errors import CmError, ManifestError
+from ..manifest import compile_file, load
 from ..moniker import Moniker, parse
 
 __all__ = ["OfflineRealm"]
@@ -36,8 +37,6 @@ class OfflineRealm:
         return realm
 
     def _add(self, moniker: Moniker, path: str) -> None:
-        from ..manifest import compile_file, load
-
         if len(self.monikers) >= MAX_INSTANCES:
             raise CmError(f"more than {MAX_INSTANCES} static instances under {path}: a child includes itself?")
         try:

@@ -10,6 +10,8 @@ socket instead); every request needs the printed token. Needs the ``ui`` extra
 
 from __future__ import annotations
 
+from ..errors import CmError
+
 __all__ = ["register"]
 
 
@@ -23,8 +25,6 @@ def register(sub, command: str) -> None:
 
 
 def _ui(args) -> int:
-    from ..errors import CmError
-
     try:
         from ..ui.serve import serve
     except ModuleNotFoundError as e:

@@ -28,7 +28,14 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
+
+from .._generated import manager_pb2, manager_pb2_grpc
 from ..api.messages import event_dict
+from ..cli.client import CHANNEL_OPTIONS
+from ..runners import procinfo
+from ..runners.base import ProcessIdentity
+from ..storage.topology import TopologyStore
 
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
 
@@ -123,10 +130,6 @@ class ManagerProcess:
         return self.cm_json("show", moniker)
 
     def channel(self):
-        import grpc
-
-        from ..cli.client import CHANNEL_OPTIONS
-
         return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}", options=CHANNEL_OPTIONS)
 
     def events(self, prefix: str = "", history: bool = False, since_seq: int = 0) -> EventWatch:
@@ -149,8 +152,6 @@ class EventWatch:
         self._cursor = 0  # wait_for looks at seen[_cursor:]
 
     def __enter__(self) -> EventWatch:
-        from .._generated import manager_pb2, manager_pb2_grpc
-
         self._channel = self._manager.channel()
         stub = manager_pb2_grpc.EventStreamStub(self._channel)
         self._stream = stub.Subscribe(manager_pb2.SubscribeRequest(
@@ -163,8 +164,6 @@ class EventWatch:
         return self
 
     def _pump(self) -> None:
-        import grpc
-
         try:
             for event in self._stream:
                 if event.seq > self._since_seq:
@@ -235,10 +234,6 @@ def _matches(event: dict, match: dict) -> bool:
 
 def kill_leftover_programs(state_dir: Path) -> int:
     """Kill any program process group the store says is running (after a kill -9 test)."""
-    from ..runners import procinfo
-    from ..runners.base import ProcessIdentity
-    from ..storage.topology import TopologyStore
-
     path = Path(state_dir) / "manager.lmdb"
     if not path.exists():
         return 0

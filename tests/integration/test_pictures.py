@@ -135,3 +135,28 @@ def test_ui_on_a_unix_socket(manager_dir, tmp_path):
         out = subprocess.run(["curl", "-s", "--unix-socket", str(sock), f"http://localhost/api/instances?token={ui.token}"],
                              capture_output=True, text=True, timeout=30)
         assert [r["moniker"] for r in json.loads(out.stdout)] == EXAMPLE
+
+
+def test_ui_restart_gives_a_new_run_and_graph_and_route_answer(manager_dir):
+    pytest.importorskip("starlette", reason="the ui extra (starlette, uvicorn) is not installed")
+    with ManagerProcess(manager_dir) as manager, UiProcess(manager.state_dir) as ui:
+        act = lambda verb: http(ui.base + "/api/action", "POST", {"verb": verb, "moniker": "/counter"}, ui.token)  # noqa: E731
+        assert act("start")[0] == 200
+        first = manager.show("/counter")["pid"]
+        status, body = act("restart")
+        assert (status, json.loads(body)["status"]) == (200, "running")
+        assert manager.show("/counter")["pid"] not in (None, first)
+        status, body = http(f"{ui.base}/api/instance?moniker=/counter", token=ui.token)
+        assert "count=2" in json.loads(body)["log_tail"]
+        status, body = http(f"{ui.base}/api/route?moniker=/echo_client&capability=echo.Echo", token=ui.token)
+        assert [r["source_moniker"] for r in json.loads(body)] == ["/echo_server"]
+        status, body = http(f"{ui.base}/api/graph.json", token=ui.token)
+        assert {n["moniker"] for n in json.loads(body)["nodes"]} == set(EXAMPLE)
+        assert act("bounce")[0] == 400
+
+
+def test_ui_without_a_manager_says_so(manager_dir):
+    pytest.importorskip("starlette", reason="the ui extra (starlette, uvicorn) is not installed")
+    with UiProcess(manager_dir) as ui:
+        status, body = http(ui.base + "/api/instances", token=ui.token)
+        assert status == 503 and "no manager is running" in json.loads(body)["error"]
