@@ -10,8 +10,8 @@ with what to run next. Exit 0 when nothing is wrong, 1 otherwise.
 
 Checks (``check_*``, pure on plain dicts; ``_gather`` asks the manager): the python zygote is
 alive; no instance failed, gave up restarting or backs off; every route of every resolved
-instance leads somewhere; every package folder and manifest is still there and unchanged
-since it was resolved; no storage area is over ``--storage-limit``. Errors count for the exit
+instance leads somewhere; every package folder and manifest is still there, compiles, and is
+unchanged since it was resolved; no storage area is over ``--storage-limit``. Errors count for the exit
 code; warnings (an optional route that ends nowhere, a restart backing off) are shown only.
 """
 
@@ -29,7 +29,7 @@ from .client import Client
 from .monikers import MONIKER_HELP, resolve_moniker
 from .output import colour_enabled, paint
 
-__all__ = ["check_instance", "check_routes", "check_zygote", "register", "zygote_state"]
+__all__ = ["check_instance", "check_routes", "check_unresolved", "check_zygote", "register", "zygote_state"]
 
 DEFAULT_STORAGE_LIMIT = "1GiB"
 _UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
@@ -105,6 +105,18 @@ def _reload_hint(moniker: str) -> str:
     return f"cm reload {moniker}" if "reload" in COMMANDS else "restart the manager to load it"
 
 
+def check_unresolved(row: dict) -> list[dict]:
+    """An instance not resolved yet: its manifest must still be there for it ever to start."""
+    if row["url"].startswith("file:") and not os.path.exists(_url_path(row["url"])):
+        return [finding("error", row["moniker"], f"its manifest {row['url']} is missing: it cannot resolve or start",
+                        f"restore it, or cm destroy {row['moniker']}")]
+    return []
+
+
+def _url_path(url: str) -> str:
+    return unquote(urlparse(url).path)
+
+
 def check_routes(moniker: str, reports: list[dict]) -> list[dict]:
     """A finding per broken route (error) and per optional route that ends nowhere (warning)."""
     found = []
@@ -165,28 +177,43 @@ def _gather(args, storage_limit: int) -> tuple[int, list[dict]]:
     found = check_zygote(zygote_state(client.state_dir), client.state_dir)
     fingerprints: dict[str, str | None] = {}
     for row in rows:
-        if row["state"] not in ("resolved", "started"):
-            continue
-        request = manager_pb2.InstanceRequest(moniker=row["moniker"])
-        details = client.call(client.query.GetInstance, request)
-        info = {**show_dict(details), "package_dir": details.package_dir}
-        found += check_instance(info, storage_limit, _fingerprint(info["url"], fingerprints))
-        reply = client.call(client.query.Route, manager_pb2.RouteRequest(moniker=row["moniker"]))
-        found += check_routes(row["moniker"], [route_dict(r) for r in reply.routes])
+        if row["state"] == "unresolved":
+            found += check_unresolved(row)
+        elif row["state"] in ("resolved", "started"):
+            found += _check_resolved(client, row, storage_limit, fingerprints)
     return len(rows), found
 
 
-def _fingerprint(url: str, cache: dict) -> str | None:
-    """The fingerprint of the manifest at ``url`` now ("" if it is gone), compiled once per URL."""
-    if url not in cache:
+def _check_resolved(client, row: dict, storage_limit: int, fingerprints: dict) -> list[dict]:
+    request = manager_pb2.InstanceRequest(moniker=row["moniker"])
+    details = client.call(client.query.GetInstance, request)
+    info = {**show_dict(details), "package_dir": details.package_dir}
+    now = _fingerprint(info["url"], fingerprints)
+    found = []
+    if isinstance(now, Exception):
+        first = str(now).splitlines()[0] if str(now) else type(now).__name__
+        found.append(finding("error", row["moniker"], f"its manifest no longer compiles: {first}",
+                             f"cm validate {_url_path(info['url'])}"))
+        now = None
+    found += check_instance(info, storage_limit, now)
+    reply = client.call(client.query.Route, manager_pb2.RouteRequest(moniker=row["moniker"]))
+    return found + check_routes(row["moniker"], [route_dict(r) for r in reply.routes])
 
-        path = unquote(urlparse(url).path)
-        try:
-            cache[url] = (load(path) if path.endswith(".cm") else compile_file(path)).fingerprint
-        except FileNotFoundError:
-            cache[url] = ""
-        except (CmError, OSError):  # unreadable or invalid now: a reload would say so
+
+def _fingerprint(url: str, cache: dict) -> str | Exception | None:
+    """The fingerprint of the manifest at ``url`` now ("" if it is gone, the error if it does
+    not compile, None for a URL that is not a file), compiled once per URL."""
+    if url not in cache:
+        path = _url_path(url)
+        if not url.startswith("file:"):
             cache[url] = None
+        elif not os.path.exists(path):
+            cache[url] = ""
+        else:
+            try:
+                cache[url] = (load(path) if path.endswith(".cm") else compile_file(path)).fingerprint
+            except (CmError, OSError) as e:  # unreadable or invalid now
+                cache[url] = e
     return cache[url]
 
 

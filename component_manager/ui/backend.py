@@ -12,6 +12,7 @@ import asyncio
 import os
 
 import grpc
+from google.protobuf.message_factory import GetMessageClass
 
 from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
@@ -36,8 +37,13 @@ class Refused(Exception):
         self.message = message
 
 
-def _lifecycle_methods() -> frozenset[str]:
-    return frozenset(pb.DESCRIPTOR.services_by_name["LifecycleController"].methods_by_name)
+def _lifecycle_methods() -> dict:
+    return pb.DESCRIPTOR.services_by_name["LifecycleController"].methods_by_name
+
+
+def _request(method: str, moniker: str):
+    """The request message ``LifecycleController.<method>`` takes, naming ``moniker``."""
+    return GetMessageClass(_lifecycle_methods()[method].input_type)(moniker=moniker)
 
 
 class Backend:
@@ -107,15 +113,15 @@ class Backend:
         """Run one lifecycle verb; the instance's summary afterwards (destroy: moniker and id)."""
         if verb not in self.verbs:
             raise Refused(400, f"unknown action {verb!r} (this manager offers: {', '.join(self.verbs)})")
-        request = pb.InstanceRequest(moniker=moniker)
         if verb == "restart" and "Restart" not in _lifecycle_methods():  # an older manager: stop, then start
-            await self._call(self.lifecycle.Stop, request)
+            await self._call(self.lifecycle.Stop, _request("Stop", moniker))
             verb = "start"
-        reply = await self._call(getattr(self.lifecycle, verb.capitalize()), request)
+        name = verb.capitalize()
+        reply = await self._call(getattr(self.lifecycle, name), _request(name, moniker))
         if verb == "destroy":
             return {"moniker": reply.moniker, "instance_id": reply.instance_id}
-        summary = reply if isinstance(reply, pb.InstanceSummary) else reply.instance
-        return summary_dict(summary)
+        details = await self._call(self.query.GetInstance, pb.InstanceRequest(moniker=moniker))
+        return _toned(summary_dict(details.summary))  # whatever the verb's own reply holds
 
     # ---- the event stream ------------------------------------------------------------------
 

@@ -160,3 +160,23 @@ def test_ui_without_a_manager_says_so(manager_dir):
     with UiProcess(manager_dir) as ui:
         status, body = http(ui.base + "/api/instances", token=ui.token)
         assert status == 503 and "no manager is running" in json.loads(body)["error"]
+
+
+def test_doctor_sees_a_manifest_changed_broken_then_gone(manager_dir, tmp_path):
+    for name in ("exits_1.cml", "exits_1.py"):
+        shutil.copy(COMPONENTS / name, tmp_path / name)
+    (tmp_path / "realm.cml").write_text('{ children: [ { name: "w", url: "exits_1.cml" } ] }')
+    with ManagerProcess(manager_dir, root=str(tmp_path / "realm.cml")) as manager:
+        assert manager.cm("doctor").returncode == 0
+        (tmp_path / "exits_1.cml").write_text('{ program: { runner: "python", module: "exits_1", args: ["v2"] } }')
+        done = manager.cm("doctor")  # a warning: exit 0
+        assert "! /w  its manifest changed since it was resolved" in done.stdout
+        (tmp_path / "exits_1.cml").write_text('{ program: { runner: "python", modul: "exits_1" } }')
+        done = manager.cm("doctor", check=False)
+        assert done.returncode == 1 and "✗ /w  its manifest no longer compiles: " in done.stdout
+        assert f"next: cm validate {tmp_path / 'exits_1.cml'}" in done.stdout
+        (tmp_path / "exits_1.cml").unlink()
+        done = manager.cm("doctor", "--json", check=False)
+        assert done.returncode == 1
+        [f] = json.loads(done.stdout)["findings"]
+        assert f["moniker"] == "/w" and "is missing" in f["problem"]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from component_manager.cli.doctor_cmds import (check_instance, check_routes, check_zygote, format_report,
+from component_manager.cli.doctor_cmds import (check_instance, check_routes, check_unresolved, check_zygote, format_report,
                                                parse_size, zygote_state)
 from component_manager.errors import CmError
 
@@ -105,3 +105,10 @@ def test_the_zygote_is_found_among_the_managers_children(tmp_path, child, expect
     assert zygote_state(str(tmp_path / "nowhere")) == "unknown"
     [f] = check_zygote("dead", str(tmp_path))
     assert "zygote has died" in f["problem"] and "zygote.log" in f["next"]
+
+
+def test_an_unresolved_instance_whose_manifest_is_gone(tmp_path):
+    (tmp_path / "here.cml").write_text("{}")
+    assert check_unresolved({"moniker": "/a", "url": f"file://{tmp_path}/here.cml"}) == []
+    [f] = check_unresolved({"moniker": "/b", "url": f"file://{tmp_path}/gone.cml"})
+    assert f["severity"] == "error" and "cannot resolve or start" in f["problem"]
