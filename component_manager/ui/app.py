@@ -197,8 +197,8 @@ async def _events(request: Request) -> Response:
 
 
 async def _event_stream(backend: Backend):
-    """SSE: each event as ``id: SEQ`` + ``data: JSON``; a comment when idle; an ``error``
-    event and the end when the manager goes away."""
+    """SSE: each event as ``id: SEQ`` + ``data: JSON``; a comment when idle; a ``gone``
+    event and the end when the manager goes away (the page reconnects on its own)."""
     call = backend.subscribe()
     queue: asyncio.Queue = asyncio.Queue()
 
@@ -221,7 +221,7 @@ async def _event_stream(backend: Backend):
                 yield ": keepalive\n\n"
                 continue
             if item is None or isinstance(item, Exception):
-                yield f"event: error\ndata: {json.dumps({'error': 'the manager went away'})}\n\n"
+                yield f"event: gone\ndata: {json.dumps({'error': 'the manager went away'})}\n\n"
                 return
             yield f"id: {item['seq']}\ndata: {json.dumps(item)}\n\n"
     finally:

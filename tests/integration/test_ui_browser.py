@@ -81,3 +81,22 @@ def test_the_page_drives_the_example_realm(manager_dir, browser):
         assert refused.status == 401
         page.goto(ui.base + "/")
         assert "needs the token" in page.content()
+
+
+def test_the_page_notices_the_manager_leave_and_come_back(manager_dir, browser):
+    from playwright.sync_api import expect
+
+    with ManagerProcess(manager_dir) as manager, UiProcess(manager.state_dir) as ui:
+        page = browser.new_page()
+        page.set_default_timeout(WAIT_MS)
+        expect.set_options(timeout=WAIT_MS)
+        page.goto(ui.url)
+        expect(page.locator("#live")).to_have_text("live")
+        assert manager.terminate() == 0
+        expect(page.locator("#live")).not_to_have_text("live")
+        manager.start()
+        expect(page.locator("#live")).to_have_text("live")
+        page.click(".node[data-m='/counter']")
+        page.click(".actions button[data-verb=start]")
+        expect(page.locator(".node[data-m='/counter'] .pill")).to_have_text("running")
+        expect(page.locator("#events tr[data-type=started]", has_text="/counter").first).to_be_visible()
