@@ -188,6 +188,8 @@ async def _graph(request: Request) -> Response:
         return _refused(e)
     except DotMissing as e:
         return JSONResponse({"error": str(e)}, status_code=501)
+    except RuntimeError as e:  # dot refused or took too long
+        return JSONResponse({"error": str(e)}, status_code=500)
     return JSONResponse({"error": f"no graph format {fmt!r} (svg, dot, json)"}, status_code=404)
 
 
