@@ -26,6 +26,7 @@ from ..api.messages import route_dict, show_dict, summary_dict
 from ..errors import CmError
 from ..manifest import compile_file, load
 from .client import Client
+from .main import COMMANDS
 from .monikers import MONIKER_HELP, resolve_moniker
 from .output import colour_enabled, paint
 
@@ -65,17 +66,25 @@ def check_instance(info: dict, storage_limit: int, manifest_fingerprint: str | N
     ``manifest_fingerprint``: its manifest's fingerprint now, "" when the file is gone, None
     when not checked."""
     m, status, found = info["moniker"], info.get("status") or "", []
+    shown = info.get("status_detail") or status  # "failed (gave up after 5 restarts)" where sent
     if status.startswith("failed"):
-        found.append(finding("error", m, f"{status}: {_stop_text(info.get('last_stop'))}",
-                             f"cm logs {m}; then cm start {m}"))
+        found.append(finding("error", m, f"{shown}: {_stop_text(info.get('last_stop'))}", _after_failure(m, info)))
     elif status.startswith("backing off"):
-        found.append(finding("warning", m, status, f"cm logs {m}"))
+        found.append(finding("warning", m, shown, f"cm logs {m}"))
     found += _package_findings(info, manifest_fingerprint)
     for area in info.get("storage", ()):
         if area["size_bytes"] > storage_limit:
             found.append(finding("error", m, f"storage '{area['name']}' holds {area['size_bytes']} bytes, "
                                  f"over {storage_limit}", f"cm storage show {m}; cm storage delete {m} (when stopped)"))
     return found
+
+
+def _after_failure(moniker: str, info: dict) -> str:
+    """What to run after a failure; a restart policy that gave up is cleared by `cm reset`."""
+    gave_up = "gave up" in (info.get("status_detail") or info.get("status") or "") or \
+        bool((info.get("restart") or {}).get("gave_up"))
+    again = f"cm reset {moniker}" if gave_up and "reset" in COMMANDS else f"cm start {moniker}"
+    return f"cm logs {moniker}; then {again}"
 
 
 def _stop_text(stop: dict | None) -> str:
@@ -100,8 +109,6 @@ def _package_findings(info: dict, fingerprint: str | None) -> list[dict]:
 
 
 def _reload_hint(moniker: str) -> str:
-    from .main import COMMANDS
-
     return f"cm reload {moniker}" if "reload" in COMMANDS else "restart the manager to load it"
 
 

@@ -34,10 +34,11 @@ ROUTE_COLOUR = {"ok": "#1c7ed6", "unavailable": "#adb5bd", "broken": "#e03131"}
 
 
 def build_graph(rows: list[dict], routes: dict[str, list[dict]] | None = None) -> dict:
-    """``rows``: instances (moniker, status, url; status "" offline). ``routes``: moniker ->
+    """``rows``: instances (moniker, status, url; status "" offline; the label is the longer
+    ``status_detail`` where the manager sends one, e.g. "failed (gave up after 5 restarts)"). ``routes``: moniker ->
     its route reports (as ``cm route --json`` has them), or None for the topology only."""
     known = {r["moniker"] for r in rows}
-    nodes = [{"moniker": r["moniker"], "status": r.get("status") or "",
+    nodes = [{"moniker": r["moniker"], "status": r.get("status_detail") or r.get("status") or "",
               "tone": status_tone(r["status"]) if r.get("status") else "offline",
               "url": r.get("url", "")} for r in rows]
     edges = [{"kind": "child", "from": _parent(r["moniker"]), "to": r["moniker"]}

@@ -112,3 +112,10 @@ def test_an_unresolved_instance_whose_manifest_is_gone(tmp_path):
     assert check_unresolved({"moniker": "/a", "url": f"file://{tmp_path}/here.cml"}) == []
     [f] = check_unresolved({"moniker": "/b", "url": f"file://{tmp_path}/gone.cml"})
     assert f["severity"] == "error" and "cannot resolve or start" in f["problem"]
+
+
+def test_the_longer_status_is_shown_where_the_manager_sends_one():
+    gave_up = info(status="failed", status_detail="failed (gave up after 5 restarts)", restart={"gave_up": True})
+    [f] = check_instance(gave_up, 1024, None)
+    assert f["problem"].startswith("failed (gave up after 5 restarts): ")
+    assert f["next"].startswith("cm logs /counter; then cm ")
