@@ -75,7 +75,7 @@ def test_the_page_drives_the_example_realm(manager_dir, browser):
 
         page.click(".tabs button[data-tab=graph]")
         if shutil.which("dot"):
-            expect(page.locator("#graph svg g.node")).to_have_count(4)
+            expect(page.locator("#graph svg g.node")).to_have_count(len(manager.cm_json("list")))
 
         refused = page.request.get(ui.base + "/api/instances")
         assert refused.status == 401
