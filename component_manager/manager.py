@@ -36,9 +36,11 @@ __all__ = ["Manager"]
 
 
 class Manager:
-    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None):
+    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
+                 package_roots=None):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.package_roots = package_roots
         self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
@@ -65,7 +67,8 @@ class Manager:
         make_non_dumpable()  # keeps same-uid programs out of our /proc/PID/fd (api/relay.py)
         try:
             self.model = Model(self.state_dir, self.root_url,
-                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
+                               package_roots=self.package_roots)
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             actions.boot(self.model)

@@ -23,7 +23,7 @@ from ..errors import RouteError, StartError
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
-from .resolve import RoutingView
+from .resolve import walk_routes
 from .start import start
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "open_capability"]
@@ -56,7 +56,7 @@ def find_use(client, name: str):
 async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     """Raises RouteError (with the broken hop), StartError (the provider failed to start)."""
     use = find_use(client, name)
-    result = route_use(RoutingView(ctx), client.moniker, use)
+    result = await walk_routes(ctx, lambda view: route_use(view, client.moniker, use))
     if result.status != "ok":
         raise RouteError(str(client.moniker), name, [str(h) for h in result.hops],
                          "optional capability is unavailable (its route ends in void)")

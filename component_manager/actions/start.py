@@ -32,7 +32,7 @@ from ..runners import get_runner
 from ..runners.base import LaunchSpec
 from ..runners.startup import StartupInfo
 from .context import ActionContext
-from .resolve import RoutingView, resolve
+from .resolve import RoutingView, resolve_async
 from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
@@ -58,7 +58,7 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         raise InvalidRequest(str(inst.moniker), f"is {inst.state.value}; it cannot start again")
     if inst.parent is not None and inst.parent.state is not State.STARTED:
         await start(ctx, inst.parent, f"parent of '{inst.moniker}', which is starting")
-    resolve(ctx, inst)
+    await resolve_async(ctx, inst)
     if inst.decl.program is None:
         inst.run = Run(token="", grant_key=b"", serve_address="", start_reason=reason)
         transition(inst, State.STARTED)  # resolved -> started

@@ -110,7 +110,7 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def Resolve(self, request, context):
         inst = self.model.find(request.moniker)
-        actions.resolve(self.model, inst)
+        await actions.resolve_async(self.model, inst)
         return summary(inst)
 
     @reports_errors
@@ -185,8 +185,9 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
     @reports_errors
     async def Route(self, request, context):
         inst = self.model.find(request.moniker)
-        actions.resolve(self.model, inst)
-        reports = plan_reports(actions.RoutingView(self.model), inst.moniker, inst.decl, request.capability)
+        await actions.resolve_async(self.model, inst)
+        reports = await actions.walk_routes(
+            self.model, lambda view: plan_reports(view, inst.moniker, inst.decl, request.capability))
         return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 

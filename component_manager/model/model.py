@@ -27,13 +27,16 @@ from .action_set import TaskOwner
 from .events import EventBus
 from .instance import Instance, new_instance_id
 from .reasons import StopRecord
-from .resolver import Resolver, absolute_url
+from .resolver import Resolver, absolute_url, url_path
 
 __all__ = ["Model"]
 
 
 class Model:
-    def __init__(self, state_dir: Path, root_url: str, component_address: str = ""):
+    def __init__(self, state_dir: Path, root_url: str, component_address: str = "",
+                 package_roots=None):
+        """``package_roots``: folders URLs may resolve under, besides the root manifest's
+        folder (and so everything below them)."""
         self.state_dir = Path(state_dir)
         self.root_url = absolute_url(root_url)
         self.component_address = component_address
@@ -43,7 +46,8 @@ class Model:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = TopologyStore(self.state_dir / "manager.lmdb")
         self.areas = StorageAreas(self.state_dir / "storage")
-        self.resolver = Resolver()
+        self.resolver = Resolver([Path(url_path(self.root_url)).parent, *(package_roots or ())],
+                                 excluded=[self.state_dir])  # programs write there
         self.events = EventBus(self.store)
         self.owner = TaskOwner()
         self.index: dict[str, Instance] = {}
