@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .process import cm_executable
@@ -18,13 +19,16 @@ __all__ = ["UiProcess"]
 
 class UiProcess:
     def __init__(self, state_dir: Path, *args: str):
+        self.errors = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while it serves
         self.process = subprocess.Popen([*cm_executable(), "--state-dir", str(state_dir), "ui", *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        stdout=subprocess.PIPE, stderr=self.errors, text=True,
                                         start_new_session=True)
         line = self.process.stdout.readline()  # printed once the socket listens
         if not line.startswith("cm ui: "):
+            self.process.wait(timeout=30)
+            why = self.stderr_text()
             self.close()
-            raise RuntimeError(f"cm ui did not start: {line}{self.process.stderr.read()}")
+            raise RuntimeError(f"cm ui did not start: {line}{why}")
         self.url = line.split(" ", 2)[2].strip()
         self.base, self.token = self.url.split("/?token=")
 
@@ -36,8 +40,13 @@ class UiProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            stream.close()
+        self.process.stdout.close()
+        self.errors.close()
+
+    def stderr_text(self) -> str:
+        """What `cm ui` wrote to stderr so far."""
+        self.errors.seek(0)
+        return self.errors.read().decode(errors="replace")
 
     def __enter__(self) -> UiProcess:
         return self

@@ -36,6 +36,7 @@ from .backend import Backend, Refused
 
 __all__ = ["make_app"]
 
+MAX_BODY = 4096
 KEEPALIVE_S = 15.0  # an idle event stream says something this often, so a closed tab is noticed
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -195,14 +196,23 @@ async def _graph(request: Request) -> Response:
 
 async def _action(request: Request) -> Response:
     try:
-        body = await request.json()
+        body = json.loads(await _bounded_body(request))
         verb, moniker = str(body["verb"]), str(body["moniker"])
+        return JSONResponse(await _backend(request).act(verb, moniker))
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": 'send JSON: {"verb": "start", "moniker": "/counter"}'}, status_code=400)
-    try:
-        return JSONResponse(await _backend(request).act(verb, moniker))
     except Refused as e:
         return _refused(e)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The request's body, refused (413) past MAX_BODY: an action is a verb and a moniker."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Refused(413, f"a request body holds at most {MAX_BODY} bytes")
+    return body
 
 
 async def _events(request: Request) -> Response:

@@ -157,6 +157,9 @@ def test_ui_restart_gives_a_new_run_and_graph_and_route_answer(manager_dir):
         status, body = http(f"{ui.base}/api/graph.json", token=ui.token)
         assert {n["moniker"] for n in json.loads(body)["nodes"]} == monikers(manager)
         assert act("bounce")[0] == 400
+        status, body = http(ui.base + "/api/action", "POST", {"verb": "start", "moniker": "/x" * 5000}, ui.token)
+        assert status == 413 and "at most 4096 bytes" in json.loads(body)["error"]
+        assert http(ui.base + "/api/action", "POST", ["not", "an", "object"], ui.token)[0] == 400
 
 
 def test_ui_without_a_manager_says_so(manager_dir):
