@@ -94,26 +94,29 @@ class _TokenMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request = Request(scope)
-        if not local_host(request.headers.get("host", "")):
-            response = PlainTextResponse("400: cm ui answers only to 127.0.0.1, ::1 or localhost\n",
-                                         status_code=400, headers=SECURITY_HEADERS)
-            return await response(scope, receive, send)
-        given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), self.token):
-            response = PlainTextResponse("401: this page needs the token in the URL that `cm ui` printed\n",
-                                         status_code=401, headers=SECURITY_HEADERS)
-            return await response(scope, receive, send)
+        refusal = self._refusal(Request(scope))
+        if refusal is not None:
+            return await refusal(scope, receive, send)
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
+                headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}  # the page sets its own policy
-                headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
-                            if k.lower().encode() not in present]
+                message["headers"] = headers + [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()
+                                                if k.lower().encode() not in present]
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+    def _refusal(self, request: Request) -> Response | None:
+        if not local_host(request.headers.get("host", "")):
+            return PlainTextResponse("400: cm ui answers only to 127.0.0.1, ::1 or localhost\n",
+                                     status_code=400, headers=SECURITY_HEADERS)
+        given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self.token):
+            return PlainTextResponse("401: this page needs the token in the URL that `cm ui` printed\n",
+                                     status_code=401, headers=SECURITY_HEADERS)
+        return None
 
 
 def _backend(request: Request) -> Backend:
@@ -131,7 +134,7 @@ def _moniker(request: Request) -> str:
     return moniker
 
 
-def answers(handler):
+def _answers(handler):
     """A JSON endpoint: the handler's result, or the manager's refusal with its status."""
     async def endpoint(request: Request) -> Response:
         try:
@@ -154,23 +157,23 @@ async def _page(request: Request) -> Response:
     return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
 
-@answers
+@_answers
 async def _meta(request: Request) -> dict:
     backend = _backend(request)
     return {"state_dir": backend.state_dir, "verbs": backend.verbs}
 
 
-@answers
+@_answers
 async def _instances(request: Request) -> list:
     return await _backend(request).instances()
 
 
-@answers
+@_answers
 async def _instance(request: Request) -> dict:
     return await _backend(request).show(_moniker(request))
 
 
-@answers
+@_answers
 async def _route(request: Request) -> list:
     return await _backend(request).routes(_moniker(request), request.query_params.get("capability", ""))
 
