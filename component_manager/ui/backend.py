@@ -52,7 +52,8 @@ class Backend:
     def __init__(self, state_dir: str):
         self.state_dir = os.path.realpath(state_dir)
         self.channel: grpc.aio.Channel | None = None
-        # verbs the page offers: pause/resume/restart only where this manager's API has them
+        # verbs the page offers: pause and resume where the API has them; restart always
+        # (the API's own, else stop then start)
         methods = _lifecycle_methods()
         self.verbs = [v for v in ("start", "stop", "restart", "pause", "resume", "destroy")
                       if v.capitalize() in methods or v == "restart"]
