@@ -27,6 +27,7 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import ManagerAlreadyRunning
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .runners import isolation
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -69,12 +70,15 @@ class Manager:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
                                package_roots=self.package_roots)
+            isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             actions.boot(self.model)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
+            isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
+            (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
             await actions.start(self.model, self.model.root, START_ROOT)
             if on_ready is not None:
                 on_ready()
@@ -86,6 +90,7 @@ class Manager:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            isolation.deconfigure()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

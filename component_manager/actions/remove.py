@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 
 from ..model.action_set import ActionKind
 from ..model.states import State, transition
@@ -50,5 +51,6 @@ async def remove_now(ctx: ActionContext, inst) -> None:
     await remove_all(ctx, list(inst.children.values()))
     ctx.areas.delete(inst.instance_id)
     ctx.log_path(inst).unlink(missing_ok=True)
+    shutil.rmtree(ctx.socket_path(inst).parent, ignore_errors=True)  # its own folder (TMPDIR)
     transition(inst, State.DESTROYED)  # shutdown -> destroyed
     await ctx.remove(inst)

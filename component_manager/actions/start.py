@@ -96,6 +96,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     serve_address = ""
     if protocols or program.stop_event == "notify":
         serve_path = ctx.socket_path(inst)
+        serve_path.parent.mkdir(mode=0o700, exist_ok=True)  # its own folder (runners/isolation.py)
         serve_path.unlink(missing_ok=True)  # a socket an earlier run left behind
         serve_address = f"unix:{serve_path}"
     run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,

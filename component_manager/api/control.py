@@ -15,6 +15,7 @@ from ..errors import RouteError
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
 from ..routing.report import plan_reports
 from ..routing.route import route_use
+from ..runners import isolation
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -48,6 +49,9 @@ def stop_record(record) -> pb.StopRecord:
 
 def details(model, inst) -> pb.InstanceDetails:
     reply = pb.InstanceDetails(summary=summary(inst), log_path=str(model.log_path(inst)))
+    uid = isolation.uid_of(inst.instance_id)
+    if uid is not None:
+        reply.uid = uid
     if inst.run is not None:
         reply.start_reason = inst.run.start_reason
         reply.started_at = inst.run.started_at

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import InstanceNotFound
 from ..moniker import Moniker, parse
 from ..storage.areas import StorageAreas
+from ..runners.isolation import own_folder
 from ..storage.topology import TopologyStore
 from . import persist
 from .action_set import TaskOwner
@@ -116,8 +117,9 @@ class Model:
         self.events.deliver(event)
 
     def socket_path(self, inst: Instance) -> Path:
-        # sun_path holds 108 bytes: keep it short, and unique per instance.
-        return self.run_dir / f"{inst.instance_id[:16]}.sock"
+        # In the instance's own folder, the one place its program may write besides its
+        # storage (runners/isolation.py); sun_path holds 108 bytes: keep it short.
+        return own_folder(self.run_dir, inst.instance_id) / "s.sock"
 
     def log_path(self, inst: Instance) -> Path:
         return self.log_dir / f"{inst.instance_id}.log"
