@@ -23,6 +23,7 @@ from ..errors import RouteError, StartError
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
+from .pause import wait_resumed
 from .resolve import walk_routes
 from .start import start
 
@@ -74,6 +75,8 @@ async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
 
 
 async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str) -> Opened:
+    if provider.run is not None and provider.run.paused:
+        await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
     if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:
         await start(ctx, provider, capability_start_reason(str(client.moniker), name))  # no action
     run = provider.run

@@ -32,6 +32,8 @@ CODES: dict[type, grpc.StatusCode] = {
     e.InvalidTransition: C.FAILED_PRECONDITION,
     e.InvalidRequest: C.FAILED_PRECONDITION,
     e.StartError: C.FAILED_PRECONDITION,
+    e.LimitNotEnforceable: C.FAILED_PRECONDITION,
+    e.ResourceExhausted: C.RESOURCE_EXHAUSTED,
     e.ConfigError: C.FAILED_PRECONDITION,
     e.RouteError: C.FAILED_PRECONDITION,
     e.DependencyCycle: C.FAILED_PRECONDITION,  # the manifests' strong dependencies form a cycle

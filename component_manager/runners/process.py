@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..errors import StartError
+from ..errors import LimitNotEnforceable, StartError
 from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .procinfo import identity_of
@@ -73,8 +73,10 @@ class ChildProgram(WatchedProcess):
             pass
 
 
-async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
-    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
+async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {},
+                enforcement=None) -> ChildProgram:
+    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket;
+    under ``enforcement`` (``limits.py``), joined to its cgroup before it runs.
 
     Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``,
     then the program's ``env``, then the spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
@@ -89,17 +91,46 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end, confinement)
+    gate_r, gate_w = os.pipe2(os.O_CLOEXEC) if enforcement is not None else (None, None)
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end,
-        confinement)
+        _SPAWNERS, _popen, enforcement.wrap(list(argv)) if enforcement else list(argv),
+        spec.package_dir, env, log_fd, read_end, confinement, gate_r)
     try:
         popen, identity = await asyncio.shield(launched)
+        if enforcement is not None:
+            _let_in(spec, popen, enforcement, gate_w)
     except asyncio.CancelledError:
         launched.add_done_callback(_kill_unowned)  # the start was aborted meanwhile
         raise
     except OSError as e:
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    return ChildProgram(popen, identity)
+    finally:
+        if gate_w is not None:
+            os.close(gate_w)  # (a program still at its gate reads EOF, and never runs)
+    return with_limits(ChildProgram(popen, identity), enforcement)
+
+
+def _let_in(spec: LaunchSpec, popen, enforcement, gate_w: int) -> None:
+    """Put the spawned program, waiting at its gate (``limits.wrap``), into its cgroup, then
+    let it exec. We do it, as root: the program may already run under its own uid and
+    Landlock (isolation.py), which cannot reach the cgroup files."""
+    try:
+        enforcement.join(popen.pid)
+        os.write(gate_w, b"go\n")
+    except OSError as e:
+        os.killpg(popen.pid, signal.SIGKILL)
+        _SPAWNERS.submit(popen.wait)
+        raise LimitNotEnforceable(spec.moniker, "memory" if enforcement.limits.memory else "cpu",
+                                  f"cannot put it in its cgroup: {e.strerror or e}") from None
+
+
+def with_limits(program, enforcement):
+    """``program``, watched under ``enforcement`` (None: no limits)."""
+    if enforcement is not None:
+        program.limits = enforcement
+        enforcement.attach(program.pid)
+        program._done.add_done_callback(lambda done: enforcement.verdict(done.result()))  # frees its cgroup
+    return program
 
 
 # vfork + exec blocks the calling thread until the child has exec'd (most of a spawn's
@@ -108,16 +139,21 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
 _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
-def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, confinement=None):
-    """In a spawner thread: the process and its identity. Closes our copies of the fds."""
+def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, confinement=None,
+           gate: int | None = None):
+    """In a spawner thread: the process and its identity. Closes our copies of the fds.
+    ``gate``: the read end of a pipe on its stdin (a limited program waits there, see
+    ``limits.wrap``); else stdin is /dev/null."""
     try:
         popen = isolation.popen(
-            confinement, argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-            stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
+            confinement, argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL if gate is None else gate,
+            stdout=log_fd, stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
         )
     finally:
         os.close(log_fd)
         os.close(read_end)
+        if gate is not None:
+            os.close(gate)
     return popen, _identity(popen.pid)
 
 
@@ -236,4 +272,12 @@ class ProcessRunner:
     name = "process"
 
     async def launch(self, spec: LaunchSpec) -> ChildProgram:
-        return await spawn(spec, [resolve_binary(spec), *spec.program.args])
+        argv = [resolve_binary(spec), *spec.program.args]
+        return await spawn(spec, argv, enforcement=limits_for(spec))
+
+
+def limits_for(spec: LaunchSpec):
+    """The Enforcement of ``spec``'s limits, or None. Raises LimitNotEnforceable."""
+    from .limits import prepare, tag_of
+
+    return prepare(spec.moniker, spec.instance_id, spec.program, tag_of(spec.log_path.parent))

@@ -57,10 +57,13 @@ def cm_executable() -> list[str]:
 
 
 class ManagerProcess:
-    def __init__(self, state_dir: Path, root: str | None = None, package_roots=()):
+    def __init__(self, state_dir: Path, root: str | None = None, package_roots=(),
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.state_dir = Path(state_dir)
         self.root = root
         self.package_roots = [str(r) for r in package_roots]
+        self.args = tuple(args)  # more options of `cm manager run`, e.g. ("--max-running", "2")
+        self.env = env  # more environment variables for the manager
         self.process: subprocess.Popen | None = None
 
     # ---- lifecycle of the manager itself ---------------------------------------------------
@@ -72,10 +75,12 @@ class ManagerProcess:
         if self.root:
             args += ["--root", self.root]
         args += [f"--package-root={r}" for r in self.package_roots]
+        args += self.args
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / "manager.log", "ab")
+        env = {**os.environ, **self.env} if self.env else None
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        pass_fds=(write_end,), start_new_session=True)
+                                        pass_fds=(write_end,), start_new_session=True, env=env)
         log.close()
         os.close(write_end)
         try:
