@@ -25,7 +25,12 @@ from component_manager.testing.ui import UiProcess  # noqa: E402
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="cm-pictures-"))
     try:
-        with ManagerProcess(work / "state") as manager:
+        package = work / "pkg"  # the example realm, and beside it a component that fails
+        shutil.copytree(ROOT / "components", package / "components", ignore=shutil.ignore_patterns("__pycache__"))
+        (package / "components" / "broken").mkdir()
+        for name in ("exits_1.cml", "exits_1.py"):
+            shutil.copy(ROOT / "tests" / "integration" / "components" / name, package / "components" / "broken" / name)
+        with ManagerProcess(work / "state", root=str(package / "components" / "realm.cml")) as manager:
             with manager.events() as events:
                 manager.cm("start", "/echo_client")
                 events.wait_for(type="stopped", moniker="/echo_client")
@@ -35,7 +40,7 @@ def main() -> int:
             (ROOT / "docs" / "realm.svg").write_text(svg)
             # for the page only: a worker that fails (exits 1), to show how failure looks
             with manager.events() as events:
-                manager.cm("run", "/workers:broken", str(ROOT / "tests/integration/components/exits_1.cml"))
+                manager.cm("run", "/workers:broken", "broken/exits_1.cml")
                 events.wait_for(type="stopped", moniker="/workers:broken")
             with UiProcess(manager.state_dir) as ui:
                 screenshot(ui.url, ROOT / "docs" / "ui.png")

@@ -157,6 +157,13 @@ def test_ui_restart_gives_a_new_run_and_graph_and_route_answer(manager_dir):
         status, body = http(f"{ui.base}/api/graph.json", token=ui.token)
         assert {n["moniker"] for n in json.loads(body)["nodes"]} == monikers(manager)
         assert act("bounce")[0] == 400
+        verbs = json.loads(http(f"{ui.base}/api/meta", token=ui.token)[1])["verbs"]
+        if "pause" in verbs:  # the manager's API has pause and resume
+            assert json.loads(act("pause")[1])["status"] == "paused"
+            assert json.loads(act("resume")[1])["status"] == "running"
+            act("stop")
+            status, body = act("pause")
+            assert status == 409 and json.loads(body)["error"]  # pausing what is not running
         status, body = http(ui.base + "/api/action", "POST", {"verb": "start", "moniker": "/x" * 5000}, ui.token)
         assert status == 413 and "at most 4096 bytes" in json.loads(body)["error"]
         assert http(ui.base + "/api/action", "POST", ["not", "an", "object"], ui.token)[0] == 400
