@@ -40,8 +40,8 @@ class ActionContext(Protocol):
     component_address: str  # where programs reach ComponentRuntime
     framework_address: str  # where routed framework protocols are served
     framework_key: bytes
-    pre_start_hooks: list
-    post_stop_hooks: list
+    pre_start_hooks: list  # async hook(inst, storage paths, config); StartError fails the start
+    post_stop_hooks: list  # async hook(inst, stop record or None); failures are logged
 
     def find(self, moniker) -> Instance: ...
 

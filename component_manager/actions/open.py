@@ -54,8 +54,9 @@ def find_use(client, name: str):
     return use
 
 
-async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
-    """Raises RouteError (with the broken hop), StartError (the provider failed to start)."""
+async def open_capability(ctx: ActionContext, client, name: str, timeout: float | None = None) -> Opened:
+    """Raises RouteError (with the broken hop), StartError (the provider failed to start, or
+    is backing off after a failure for longer than ``timeout`` seconds: the caller's deadline)."""
     use = find_use(client, name)
     result = await walk_routes(ctx, lambda view: route_use(view, client.moniker, use))
     if result.status != "ok":
@@ -66,7 +67,7 @@ async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     provider = ctx.find(result.source_moniker)
     ctx.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
     if use.kind == "protocol":
-        return await _open_protocol(ctx, client, provider, name, result.source_name)
+        return await _open_protocol(ctx, client, provider, name, result.source_name, timeout)
     if use.kind == "storage":
         return Opened("storage", str(provider.moniker), path=str(ctx.areas.path_for(client.instance_id, use.target_name)))
     if use.kind == "directory":
@@ -74,9 +75,12 @@ async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     return Opened("config", str(provider.moniker), value_json=json.dumps(result.capability.value))
 
 
-async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str) -> Opened:
+async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str,
+                         timeout: float | None) -> Opened:
     if provider.run is not None and provider.run.paused:
         await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
+    if provider.run is None and provider.restart is not None:  # a back-off: wait for its start
+        await provider.restart.wait_scheduled(provider.moniker_text, timeout)
     if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:
         await start(ctx, provider, capability_start_reason(str(client.moniker), name))  # no action
     run = provider.run

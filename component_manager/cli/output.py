@@ -53,7 +53,7 @@ def state_colour(row: dict) -> str | None:
 def state_label(row: dict) -> str:
     """The status the manager computed (running, paused, failed, stopped, or the state of an
     instance that never got as far as stopped: unresolved, shutdown, destroyed)."""
-    return row.get("status") or row.get("execution_state", "")
+    return row.get("status_detail") or row.get("status") or row.get("execution_state", "")
 
 
 def table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None,

@@ -56,7 +56,7 @@ class Model:
         self.creating: set[str] = set()  # monikers of dynamic children whose create commits
         self.framework_address = ""  # where routed control protocols are served (api/server.py)
         self.framework_key = b""  # grants for them are made with this key
-        self.pre_start_hooks: list = []
+        self.pre_start_hooks: list = []  # filled by policy.Policies (hooks.py)
         self.post_stop_hooks: list = []
         self.root: Instance | None = None
 
