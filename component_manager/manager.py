@@ -6,6 +6,9 @@ that refuses component programs, see ``api/relay.py``), start the root. On SIGTE
 SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
 
+Every program gets a cgroup of its own (``runners/cgroups.py``) where the host allows it;
+``CM_CGROUPS=0`` turns that off (programs are then found by their recorded identity).
+
 The python runner's zygote (``runners/zygote.py``) is started right after the model is
 built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
 ``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
@@ -27,6 +30,7 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import CmError
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .runners.cgroups import Cgroups, cgroups_enabled, manager_mark
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -72,6 +76,8 @@ class Manager:
         try:
             self.model = Model(self.state_dir, self.root_url,
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+            if cgroups_enabled():
+                self.model.cgroups = Cgroups.open(manager_mark(self.state_dir))
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             actions.boot(self.model)
@@ -85,6 +91,8 @@ class Manager:
             log.info("shutting down")
             await actions.shutdown(self.model, self.model.root, StopReason.SYSTEM_SHUTDOWN)
             await self.model.close()
+            if self.model.cgroups is not None:
+                self.model.cgroups.close()
         finally:
             if servers is not None:
                 await servers.stop(grace=0.5)

@@ -38,6 +38,7 @@ class ActionContext(Protocol):
     component_address: str  # where programs reach ComponentRuntime
     framework_address: str  # where routed framework protocols are served
     framework_key: bytes
+    cgroups: object | None  # runners.cgroups.Cgroups, where the host allows them
     pre_start_hooks: list
     post_stop_hooks: list
 
@@ -60,7 +61,9 @@ class ActionContext(Protocol):
                            started_at: float = 0.0) -> None: ...
 
     def store_start(self, inst: Instance, reason: str, pid: int, identity,
-                    started_at: float) -> asyncio.Future: ...
+                    started_at: float, run_info: dict | None = None) -> asyncio.Future: ...
+
+    async def bury(self, inst: Instance) -> None: ...
 
     async def record_stop(self, inst: Instance, record: StopRecord) -> None: ...
 

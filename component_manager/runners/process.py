@@ -19,6 +19,7 @@ kernel without pidfds, from ``waitpid`` in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -38,12 +39,27 @@ __all__ = ["ChildProgram", "ProcessRunner", "spawn"]
 class ChildProgram(WatchedProcess):
     """A program we spawned (we are its parent, so we reap it). Implements ``base.Program``."""
 
-    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None):
+    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None, go_fd: int = -1):
         self.pid = popen.pid
         self.identity = identity
         self._popen = popen
+        self._go_fd = go_fd  # held: the write end of its stdin, where it waits for "go"
         self._done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._done.add_done_callback(lambda _f: self._close_go())
         self._watch()
+
+    def release(self) -> None:
+        if self._go_fd >= 0:
+            try:
+                os.write(self._go_fd, _GO)
+            except OSError:
+                pass  # it died meanwhile: its end is reported like any other
+            self._close_go()
+
+    def _close_go(self) -> None:
+        fd, self._go_fd = self._go_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _watch(self) -> None:
         loop = self._done.get_loop()
@@ -79,7 +95,14 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
     spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
     The fork and exec run in a spawner thread (see ``_SPAWNERS``); the program is watched
     by the running event loop.
+
+    Held (``spec.held``): ``/bin/sh`` runs first and waits on its stdin, a pipe, for "go"
+    (``ChildProgram.release``), then execs the program in place (same pid, same identity)
+    with stdin on ``/dev/null``. If the manager dies first, the pipe reads EOF and the shell
+    exits 127 without running the program. This costs one small exec (~1 ms).
     """
+    if spec.held:
+        _check_executable(spec, argv[0])
     log_fd = _open_log(spec)
     try:
         read_end = _startup_channel(spec)
@@ -87,16 +110,38 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end)
+    go_r, go_w = os.pipe() if spec.held else (-1, -1)
+    command = [_SHELL, "-c", _HOLD, *argv] if spec.held else list(argv)
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, list(argv), spec.package_dir, env, log_fd, read_end)
+        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, go_r)
     try:
         popen, identity = await asyncio.shield(launched)
     except asyncio.CancelledError:
+        _close(go_w)  # it exits without running the program, if it was spawned
         launched.add_done_callback(_kill_unowned)  # the start was aborted meanwhile
         raise
     except OSError as e:
+        _close(go_w)
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    return ChildProgram(popen, identity)
+    return ChildProgram(popen, identity, go_w)
+
+
+_SHELL = "/bin/sh"
+_GO = b"go\n"
+# Read one line from stdin (the go pipe); anything but "go" (EOF: the manager died) exits 127.
+_HOLD = 'read -r go && [ "$go" = go ] || exit 127; exec "$0" "$@" </dev/null'
+
+
+def _check_executable(spec: LaunchSpec, executable: str) -> None:
+    """Held programs are exec'd by the shell: say what a direct spawn would have said."""
+    if not os.access(executable, os.X_OK):
+        error = os.strerror(errno.ENOENT if not os.path.exists(executable) else errno.EACCES)
+        raise StartError(spec.moniker, f"cannot run {executable}: {error}")
+
+
+def _close(fd: int) -> None:
+    if fd >= 0:
+        os.close(fd)
 
 
 # vfork + exec blocks the calling thread until the child has exec'd (most of a spawn's
@@ -105,16 +150,18 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
 _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
-def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int):
-    """In a spawner thread: the process and its identity. Closes our copies of the fds."""
+def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, go_r: int = -1):
+    """In a spawner thread: the process and its identity. Closes our copies of the fds
+    (``go_r``: a held program's stdin)."""
     try:
         popen = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-            pass_fds=(read_end,), start_new_session=True,
+            argv, cwd=cwd, env=env, stdin=go_r if go_r >= 0 else subprocess.DEVNULL,
+            stdout=log_fd, stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
         )
     finally:
         os.close(log_fd)
         os.close(read_end)
+        _close(go_r)
     return popen, _identity(popen.pid)
 
 

@@ -239,12 +239,28 @@ def kill_leftover_programs(state_dir: Path) -> int:
     from ..runners.base import ProcessIdentity
     from ..storage.topology import TopologyStore
 
+    killed = _kill_cgroups(Path(state_dir))
     path = Path(state_dir) / "manager.lmdb"
     if not path.exists():
-        return 0
+        return killed
     store = TopologyStore(path)
     try:
-        return sum(procinfo.kill_group(ProcessIdentity(r.pid, r.pgid, r.start_ticks, r.boot_id))
-                   for r in store.all_processes())
+        return killed + sum(procinfo.kill_group(ProcessIdentity(r.pid, r.pgid, r.start_ticks, r.boot_id))
+                            for r in store.all_processes())
     finally:
         store.close()
+
+
+def _kill_cgroups(state_dir: Path) -> int:
+    """Kill the programs in the cgroups of the manager of ``state_dir``; remove them."""
+    from ..runners.cgroups import Cgroups, manager_mark
+
+    groups = Cgroups.open(manager_mark(state_dir)) if state_dir.exists() else None
+    if groups is None:
+        return 0
+    killed = 0
+    for key in groups.keys():
+        killed += groups.kill_all(key)
+        groups.remove(key)
+    groups.close()
+    return killed

@@ -1,0 +1,117 @@
+"""Recovery, at boot: finish what a dead manager left half done, adopt what it left running.
+
+- **Interrupted destroys.** Every tombstone (``remove.py`` commits one before deleting
+  anything) is finished: the instance's subtree loses its storage, logs and records.
+- **Programs.** Every program of this manager is found by something it cannot miss: its
+  instance's cgroup where the manager has cgroups, and in every case its process record,
+  committed before the program was allowed to run (``start.py``), whose identity (pid,
+  start time, boot id) names the process, and whose group and session name what it spawned.
+  A recorded program that still runs, of an instance that still exists and resolves, is
+  **adopted**: same pid, same token, grant key and serve address (kept in the record), so
+  its clients are undisturbed; its end is watched by pidfd and recorded like any other.
+  Everything else is killed (its whole group, session and cgroup) and its stop recorded:
+  a program without a record, of a destroyed instance, or of an older record format.
+  There is never a second copy: a start after recovery finds the instance started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..model.instance import Run
+from ..model.reasons import Disposition, StopReason, StopRecord
+from ..model.states import State, transition
+from ..runners import procinfo
+from ..runners.adopted import AdoptedProgram
+from ..runners.base import ProcessIdentity
+from .context import ActionContext
+from .start import watch_exit
+
+log = logging.getLogger("component_manager.actions")
+
+__all__ = ["finish_destroys", "recover_processes"]
+
+
+def finish_destroys(ctx: ActionContext) -> None:
+    """Finish every destroy whose tombstone is committed (before the tree is built)."""
+    tombstones = ctx.store.tombstones()
+    if not tombstones:
+        return
+    records = {r.moniker: r for r in ctx.store.all_instances()}
+    for moniker in tombstones:
+        log.warning("finishing the destroy of %s, interrupted by a manager that died", moniker)
+        ctx.forget_subtree(moniker, records)
+
+
+def recover_processes(ctx: ActionContext) -> None:
+    """Adopt or stop every program a dead manager left (after the tree is built)."""
+    adopted: set[str] = set()
+    for record in list(ctx.store.all_processes()):
+        identity = ProcessIdentity(record.pid, record.pgid, record.start_ticks, record.boot_id)
+        inst = ctx.index.get(record.moniker)
+        if inst is not None and inst.instance_id != record.instance_id:
+            inst = None
+        if inst is not None and _adopt(ctx, inst, record, identity):
+            adopted.add(record.instance_id)
+            continue
+        killed = procinfo.kill_group(identity) + _kill_cgroup(ctx, record.instance_id)
+        if inst is not None and killed:
+            run_time = max(0.0, time.time() - record.started_at)
+            stop = StopRecord(StopReason.SYSTEM_SHUTDOWN, Disposition.KILLED, None, 9, run_time,
+                              time.time(), "left running by a manager that died; not adoptable, stopped")
+            ctx.record_stop_now(inst, stop)
+        else:
+            ctx.store.delete_process(record.instance_id)
+        if killed:
+            log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
+    _sweep_cgroups(ctx, adopted)
+
+
+def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:
+    """Take over a program that still runs; False if it cannot be (then it is stopped)."""
+    info = record.run
+    decl = inst.decl
+    if not info or inst.state is not State.RESOLVED or decl is None or decl.program is None:
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # no event loop to watch it from (a model built outside the manager)
+    program = AdoptedProgram.adopt(identity)
+    if program is None:
+        return False
+    run = Run(token=info["token"], grant_key=bytes.fromhex(info["grant_key"]),
+              serve_address=info["serve_address"], start_reason=info["reason"],
+              started_at=record.started_at,
+              started_monotonic=time.monotonic() - max(0.0, time.time() - record.started_at))
+    run.config = dict(info.get("config") or {})
+    run.program = program
+    inst.run = run
+    transition(inst, State.STARTED)  # resolved -> started
+    ctx.tokens[run.token] = (inst, run)
+    ctx.owner.spawn(watch_exit(ctx, inst, run), f"watch {inst.moniker}")
+    log.warning("adopted %s (pid %d), left running by a manager that died", inst.moniker, identity.pid)
+    return True
+
+
+def _kill_cgroup(ctx: ActionContext, instance_id: str) -> int:
+    groups = ctx.cgroups
+    if groups is None:
+        return 0
+    killed = groups.kill_all(instance_id)
+    groups.remove(instance_id)
+    return killed
+
+
+def _sweep_cgroups(ctx: ActionContext, adopted: set[str]) -> None:
+    """Kill whatever is in a cgroup of this manager that no adopted program owns."""
+    groups = ctx.cgroups
+    if groups is None:
+        return
+    for key in groups.keys():
+        if key not in adopted:
+            killed = _kill_cgroup(ctx, key)
+            if killed:
+                log.warning("killed %d unrecorded process(es) of instance %s", killed, key)
