@@ -38,6 +38,7 @@ class ActionContext(Protocol):
     component_address: str  # where programs reach ComponentRuntime
     framework_address: str  # where routed framework protocols are served
     framework_key: bytes
+    mark: str  # this manager's mark (its programs' environment and cgroups carry it)
     cgroups: object | None  # runners.cgroups.Cgroups, where the host allows them
     pre_start_hooks: list
     post_stop_hooks: list

@@ -5,7 +5,8 @@
 - **Programs.** Every program of this manager is found by something it cannot miss: its
   instance's cgroup where the manager has cgroups, and in every case its process record,
   committed before the program was allowed to run (``start.py``), whose identity (pid,
-  start time, boot id) names the process, and whose group and session name what it spawned.
+  start time, boot id) names the process, and whose group and session name what it spawned;
+  and the mark in the environment of every program and all it executes (``procinfo.marked``).
   A recorded program that still runs, of an instance that still exists and resolves, is
   **adopted**: same pid, same token, grant key and serve address (kept in the record), so
   its clients are undisturbed; its end is watched by pidfd and recorded like any other.
@@ -67,6 +68,7 @@ def recover_processes(ctx: ActionContext) -> None:
         if killed:
             log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
     _sweep_cgroups(ctx, adopted)
+    _sweep_marked(ctx, adopted)
 
 
 def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:
@@ -115,3 +117,11 @@ def _sweep_cgroups(ctx: ActionContext, adopted: set[str]) -> None:
             killed = _kill_cgroup(ctx, key)
             if killed:
                 log.warning("killed %d unrecorded process(es) of instance %s", killed, key)
+
+
+def _sweep_marked(ctx: ActionContext, adopted: set[str]) -> None:
+    """Kill every process carrying this manager's mark that no adopted program owns (what
+    a program spawned into a session of its own, on a host without cgroups)."""
+    strays = [pid for pid, instance_id in procinfo.marked(ctx.mark).items() if instance_id not in adopted]
+    if strays:
+        log.warning("killed %d unrecorded process(es) of this manager", procinfo.kill_pids(strays))

@@ -31,7 +31,7 @@ from ..model.instance import Run
 from ..model.reasons import START_EAGER, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.route import route_use
-from ..runners import get_runner
+from ..runners import get_runner, procinfo
 from ..runners.base import LaunchSpec
 from ..runners.startup import StartupInfo
 from . import tracking
@@ -115,6 +115,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     )
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
                       ctx.log_path(inst), startup, held=True,
+                      extra_env=((procinfo.ENV_MARK, f"{ctx.mark}/{inst.instance_id}"),),
                       on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
     ctx.tokens[run.token] = (inst, run)
     try:

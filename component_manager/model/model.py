@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import InstanceNotFound
 from ..moniker import Moniker, parse
+from ..runners.cgroups import manager_mark
 from ..storage.areas import StorageAreas
 from ..storage.topology import TopologyStore
 from . import persist
@@ -51,6 +52,7 @@ class Model:
         self.creating: set[str] = set()  # monikers of dynamic children whose create commits
         self.framework_address = ""  # where routed control protocols are served (api/server.py)
         self.framework_key = b""  # grants for them are made with this key
+        self.mark = manager_mark(self.state_dir)  # names this manager's programs and cgroups
         self.cgroups = None  # runners.cgroups.Cgroups when the manager has them (set by it)
         self.pre_start_hooks: list = []
         self.post_stop_hooks: list = []

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from .base import ProcessIdentity
 
-__all__ = ["boot_id", "identity_of", "is_alive", "kill_group"]
+__all__ = ["ENV_MARK", "boot_id", "identity_of", "is_alive", "kill_group", "kill_pids", "marked"]
+
+ENV_MARK = "CM_INSTANCE_MARK"  # "<manager mark>/<instance id>", in every program's environment
 
 _PROC = Path("/proc")
 _boot_id: str | None = None
@@ -139,3 +141,37 @@ def _wait_gone(identity: ProcessIdentity, pids: list[int], timeout: float) -> No
 
 def _still_member(identity: ProcessIdentity, pid: int) -> bool:
     return _member(identity, _pgid_ticks_state(pid))
+
+
+def marked(manager_mark: str) -> dict[int, str]:
+    """Live processes whose environment (as it was at their exec) carries ``ENV_MARK`` of
+    this manager: pid -> instance id. A program's children inherit it, whatever session or
+    group they make; a process that clears its environment before exec is not found."""
+    needle = f"{ENV_MARK}={manager_mark}/".encode()
+    found = {}
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read(1 << 20)
+        except OSError:
+            continue
+        start = environ.find(needle)
+        if start >= 0 and (start == 0 or environ[start - 1] == 0):
+            value = environ[start + len(needle):].split(b"\0", 1)[0]
+            if _live(_pgid_ticks_state(int(entry.name))):
+                found[int(entry.name)] = value.decode(errors="replace")
+    return found
+
+
+def kill_pids(pids: list[int]) -> int:
+    """SIGKILL each of ``pids`` (found just before); how many were signalled."""
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
