@@ -12,6 +12,7 @@
     ├── InvalidRequest           a well-formed request that makes no sense here
     │                            (destroy a static child, start a destroyed instance)
     ├── StartError               a program could not be started (runner, timeout, config)
+    │   └── StartAborted         a stop came first: nothing failed, try again
     ├── RouteError               a capability route is broken: carries the hops and where
     ├── DependencyCycle          strong dependencies form a cycle: no stop order exists
     ├── ConfigError              a config value is missing or of the wrong type
@@ -52,6 +53,7 @@ __all__ = [
     "MonikerError",
     "Problem",
     "RouteError",
+    "StartAborted",
     "StartError",
     "StorageError",
     "UrlError",
@@ -168,6 +170,14 @@ class StartError(CmError):
         self.moniker = moniker
         self.reason = reason
         super().__init__(f"cannot start '{moniker}': {reason}")
+
+
+class StartAborted(StartError):
+    """A start was aborted by a stop (or shutdown) before the program was running: nothing
+    failed, and a caller that still needs the program may start it again."""
+
+    def __init__(self, moniker: str):
+        super().__init__(moniker, "aborted by a stop")
 
 
 class RouteError(CmError):

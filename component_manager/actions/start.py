@@ -111,7 +111,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
         component_address=ctx.component_address, token=run.token,
         serve_address=run.serve_address, grant_key=run.grant_key.hex(), protocols=protocols,
         storage=storage, stop_event=program.stop_event, ready=program.ready,
-        idle_timeout_ms=program.idle_timeout_ms,
+        idle_timeout_ms=program.idle_timeout_ms, stop_timeout_ms=program.stop_timeout_ms,
     )
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
                       ctx.log_path(inst), startup, held=True,

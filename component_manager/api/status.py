@@ -32,6 +32,7 @@ CODES: dict[type, grpc.StatusCode] = {
     e.InvalidTransition: C.FAILED_PRECONDITION,
     e.InvalidRequest: C.FAILED_PRECONDITION,
     e.StartError: C.FAILED_PRECONDITION,
+    e.StartAborted: C.ABORTED,  # nothing failed: try again
     e.ConfigError: C.FAILED_PRECONDITION,
     e.RouteError: C.FAILED_PRECONDITION,
     e.StorageError: C.INTERNAL,
