@@ -18,11 +18,13 @@
     ├── ConfigError              a config value is missing or of the wrong type
     ├── StorageError             an instance storage area cannot be created or opened
     ├── AccessDenied             a caller lacks the grant or the routed capability
+    ├── ManagerAlreadyRunning    (daemon side) another manager holds the state directory's lock
     └── ManagerNotRunning        (client side) nothing answers at the state directory
 
 Every error carries its context (moniker, url, file, key) as attributes so that callers can
 act on it without parsing the message. ``api/status.py`` maps the tree to gRPC status codes
-in one table; the CLI maps gRPC codes to exit codes in one table.
+in one table (every class has a code: tests/unit/test_core.py walks the tree); the CLI maps
+errors and gRPC codes to exit codes in one table, ``cli/exitcodes.py``.
 
 Example::
 
@@ -36,6 +38,7 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from os import PathLike
 
 __all__ = [
     "AccessDenied",
@@ -48,6 +51,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidRequest",
     "InvalidTransition",
+    "ManagerAlreadyRunning",
     "ManagerNotRunning",
     "ManifestError",
     "MonikerError",
@@ -224,6 +228,14 @@ class AccessDenied(CmError):
         self.moniker = moniker
         self.reason = reason
         super().__init__(f"access denied: {reason}" + (f" (for '{moniker}')" if moniker else ""))
+
+
+class ManagerAlreadyRunning(CmError):
+    """Another manager holds the lock of ``state_dir`` (one manager per state directory)."""
+
+    def __init__(self, state_dir: str | PathLike[str]):
+        self.state_dir = state_dir
+        super().__init__(f"a manager is already running at {state_dir}")
 
 
 class ManagerNotRunning(CmError):

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import actions
 from .api.relay import make_non_dumpable
 from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
-from .errors import CmError
+from .errors import ManagerAlreadyRunning
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
 from .runners.cgroups import Cgroups, cgroups_enabled, manager_mark
@@ -36,13 +36,7 @@ from .runners.zygote_client import zygote_enabled
 
 log = logging.getLogger("component_manager")
 
-__all__ = ["Manager", "ManagerAlreadyRunning"]
-
-
-class ManagerAlreadyRunning(CmError):
-    def __init__(self, state_dir: Path):
-        self.state_dir = state_dir
-        super().__init__(f"a manager is already running at {state_dir}")
+__all__ = ["Manager"]
 
 
 class Manager:

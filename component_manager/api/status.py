@@ -35,8 +35,14 @@ CODES: dict[type, grpc.StatusCode] = {
     e.StartAborted: C.ABORTED,  # nothing failed: try again
     e.ConfigError: C.FAILED_PRECONDITION,
     e.RouteError: C.FAILED_PRECONDITION,
+    e.DependencyCycle: C.FAILED_PRECONDITION,  # the manifests' strong dependencies form a cycle
     e.StorageError: C.INTERNAL,
     e.AccessDenied: C.PERMISSION_DENIED,
+    # Never answered by the manager, coded so that the table covers the whole tree: the
+    # daemon raises ManagerAlreadyRunning before it serves, and ManagerNotRunning is what a
+    # client makes of UNAVAILABLE.
+    e.ManagerAlreadyRunning: C.ALREADY_EXISTS,
+    e.ManagerNotRunning: C.UNAVAILABLE,
 }
 
 

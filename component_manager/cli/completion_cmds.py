@@ -9,6 +9,10 @@ typed, and, for commands that take a MONIKER, the monikers of the running manage
 
 from __future__ import annotations
 
+import argparse
+
+from .main import build_parser
+
 __all__ = ["bash_script", "register"]
 
 
@@ -20,8 +24,6 @@ def register(sub, command: str) -> None:
 
 
 def _completion(args) -> int:
-    from .main import build_parser
-
     print(bash_script(build_parser()))
     return 0
 
@@ -29,8 +31,6 @@ def _completion(args) -> int:
 def command_table(parser) -> tuple[dict[str, list[str]], dict[str, list[str]], list[str]]:
     """(subcommands of each command, options of each "cmd" / "cmd sub", commands taking a
     moniker as "cmd" or "cmd sub")."""
-    import argparse
-
     subs: dict[str, list[str]] = {}
     options: dict[str, list[str]] = {}
     takes_moniker: list[str] = []

@@ -12,6 +12,11 @@ import sys
 import threading
 from pathlib import Path
 
+import grpc
+
+from .._generated import manager_pb2
+from .client import Client
+
 __all__ = ["follow_log"]
 
 POLL_S = 0.1
@@ -51,11 +56,6 @@ def _copy_new(path: Path, offset: int, out) -> int:
 
 def _watch_destroyed(state_dir: str, moniker: str, done: threading.Event):
     """Sets ``done`` on a ``destroyed`` event for ``moniker`` or when the stream ends."""
-    import grpc
-
-    from .._generated import manager_pb2
-    from .client import Client
-
     client = Client(state_dir)
     stream = client.events.Subscribe(manager_pb2.SubscribeRequest(
         moniker_prefix=moniker, types=["destroyed"], follow=True))

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from ..errors import CmError, CompiledManifestError, ManifestError, Problem
+from ..manifest import compile_file, encode, format_text, load
+from .exitcodes import EXIT_ERROR, EXIT_OK
 
 __all__ = ["register"]
 
@@ -55,9 +60,6 @@ def _problem_dict(p) -> dict:
 
 def _check(path: str, include_paths) -> tuple[list, object]:
     """(problems, decl) for one file: a .cm is loaded and verified, anything else compiled."""
-    from ..errors import CompiledManifestError, ManifestError, Problem
-    from ..manifest import compile_file, load
-
     try:
         decl = load(path) if path.endswith(".cm") else compile_file(path, include_paths)
         return [], decl
@@ -76,15 +78,10 @@ def _validate(args) -> int:
             print(p, file=sys.stderr)
     if args.json:
         print(json.dumps(results, indent=2))
-    return 0 if all(r["ok"] for r in results) else 1
+    return EXIT_OK if all(r["ok"] for r in results) else EXIT_ERROR
 
 
 def _compile(args) -> int:
-    from pathlib import Path
-
-    from ..errors import CmError
-    from ..manifest import encode
-
     problems, decl = _check(args.source, args.include_path)
     if not problems:
         try:
@@ -97,15 +94,10 @@ def _compile(args) -> int:
                           "problems": [_problem_dict(p) for p in problems]}, indent=2))
     for p in problems:
         print(p, file=sys.stderr)
-    return 1 if problems else 0
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def _format(args) -> int:
-    from pathlib import Path
-
-    from ..errors import CmError, ManifestError
-    from ..manifest import format_text
-
     try:
         text = Path(args.file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -115,7 +107,7 @@ def _format(args) -> int:
     except ManifestError as e:
         for p in e.problems:
             print(p, file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     if args.in_place:
         Path(args.file).write_text(out, encoding="utf-8")
     else:

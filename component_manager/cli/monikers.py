@@ -15,6 +15,7 @@ InstanceNotFound (exit 4).
 
 from __future__ import annotations
 
+from .._generated import manager_pb2
 from ..errors import CmError, InstanceNotFound
 
 __all__ = ["MONIKER_HELP", "AmbiguousMoniker", "match_fragment", "resolve_moniker"]
@@ -49,7 +50,6 @@ def resolve_moniker(client, text: str) -> str:
     InstanceNotFound (exit code 4)."""
     if text.startswith("/") or text == "":
         return text or "/"
-    from .._generated import manager_pb2
 
     reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
     found = match_fragment(text, [s.moniker for s in reply.instances])
@@ -57,6 +57,4 @@ def resolve_moniker(client, text: str) -> str:
         return found[0]
     if found:
         raise AmbiguousMoniker(text, found)
-    error = InstanceNotFound(text)
-    error.exit_code = 4
-    raise error
+    raise InstanceNotFound(text)

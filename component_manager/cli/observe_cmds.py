@@ -6,10 +6,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from functools import partial
 
+import grpc
+
+from .._generated import manager_pb2
 from ..api.messages import event_dict
+from ..errors import ManagerNotRunning
+from .client import Client, RemoteError
+from .exitcodes import EXIT_ERROR
+from .monikers import MONIKER_HELP, resolve_moniker
+from .output import colour_enabled, format_event, format_route
 
 __all__ = ["register", "route_dict"]
 
@@ -20,8 +29,6 @@ def register(sub, command: str) -> None:
 
 
 def _register_route(sub) -> None:
-    from .monikers import MONIKER_HELP
-
     route = sub.add_parser("route", help="the route of each capability an instance uses or exposes")
     route.add_argument("moniker", help=MONIKER_HELP)
     route.add_argument("capability", nargs="?", default="", help="only this capability")
@@ -48,18 +55,11 @@ def route_dict(r) -> dict:
 
 
 def _route(args) -> int:
-    from .._generated import manager_pb2
-    from .client import Client
-    from .monikers import resolve_moniker
-    from .output import colour_enabled, format_route
-
     client = Client(args.state_dir)
     moniker = resolve_moniker(client, args.moniker)
     reply = client.call(client.query.Route, manager_pb2.RouteRequest(moniker=moniker, capability=args.capability))
     routes = [route_dict(r) for r in reply.routes]
     if args.json:
-        import json  # only for --json: its import is ~1.5 ms of a quick command
-
         print(json.dumps({"moniker": moniker, "routes": routes}, indent=2))
     elif not routes:
         print(f"{moniker} uses and exposes no capabilities")
@@ -70,19 +70,10 @@ def _route(args) -> int:
 
 
 def _json_line(data: dict) -> str:
-    import json  # only for --json, as in _route
-
     return json.dumps(data)
 
 
 def _events(args) -> int:
-    import grpc
-
-    from .._generated import manager_pb2
-    from .client import Client
-    from .monikers import resolve_moniker
-    from .output import colour_enabled, format_event
-
     client = Client(args.state_dir)
     prefix = resolve_moniker(client, args.moniker) if args.moniker else ""
     request = manager_pb2.SubscribeRequest(moniker_prefix=prefix, types=args.types, history=True,
@@ -98,9 +89,8 @@ def _events(args) -> int:
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.UNAVAILABLE and args.follow:
             print("cm: the manager went away", file=sys.stderr)
-            return 1
-        from .client import RemoteError, _not_running
+            return EXIT_ERROR
 
-        raise (_not_running(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
+        raise (ManagerNotRunning(client.state_dir) if e.code() == grpc.StatusCode.UNAVAILABLE
                else RemoteError(e)) from None
     return 0

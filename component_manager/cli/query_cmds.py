@@ -7,15 +7,23 @@
 
 Each takes ``--json``; the JSON shapes of ``show`` and ``list`` are stable (docs/cli.md,
 "JSON shapes"; built in api/messages.py). These are the commands people run in a loop, so each
-is one call and imports no more than grpc, manager_pb2 and what it prints with
-(tests/integration/test_cli.py checks).
+is one call and none imports the daemon's side (tests/integration/test_cli.py checks).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from pathlib import Path
+
+from .._generated import manager_pb2
+from ..api.messages import show_dict, summary_dict
+from .client import Client
+from .follow import follow_log
+from .monikers import MONIKER_HELP, resolve_moniker
+from .output import colour_enabled, paint, state_colour, state_label, table
 
 __all__ = ["format_list", "format_show", "format_tree", "register"]
 
@@ -32,8 +40,6 @@ def register(sub, command: str) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=handler)
     if command in ("show", "logs"):
-        from .monikers import MONIKER_HELP
-
         parser.add_argument("moniker", help=MONIKER_HELP)
     if command == "logs":
         parser.add_argument("-f", "--follow", action="store_true",
@@ -41,25 +47,13 @@ def register(sub, command: str) -> None:
 
 
 def _print_json(data) -> None:
-    import json
-
     print(json.dumps(data, indent=2))
 
 
 def _print_json_rows(rows: list[dict]) -> None:
     """A JSON array with one row per line. json.dumps with ``indent`` runs its pure-Python
-    encoder (1.3 s for 100,000 instances); each row alone takes the C one (0.33 s), and one
-    C encoder made once for all rows, where json has it, saves another quarter of that."""
-    import json
-    from json import encoder
-
-    if encoder.c_make_encoder is not None:
-        one = encoder.c_make_encoder(None, None, encoder.encode_basestring_ascii, None,
-                                     ": ", ", ", False, False, True)
-        encode = lambda row: "".join(one(row, 0))  # noqa: E731
-    else:
-        encode = json.JSONEncoder(separators=(", ", ": ")).encode
-    sys.stdout.write("[\n" + ",\n".join("  " + encode(row) for row in rows) + "\n]\n" if rows else "[]\n")
+    encoder (1.3 s for 100,000 instances); each row alone takes the C one."""
+    sys.stdout.write("[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]\n" if rows else "[]\n")
 
 
 # ---- list and tree -------------------------------------------------------------------------
@@ -73,11 +67,6 @@ def _tree(args) -> int:
 
 
 def _print_instances(args, formatter) -> int:
-    from .._generated import manager_pb2
-    from ..api.messages import summary_dict
-    from .client import Client
-    from .output import colour_enabled
-
     client = Client(args.state_dir)
     reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
     rows = [summary_dict(s) for s in reply.instances]
@@ -90,8 +79,6 @@ def _print_instances(args, formatter) -> int:
 
 def format_list(rows: list[dict], colour: bool = False) -> str:
     """MONIKER STATUS PID ID URL; STATUS is running/stopped/failed/... in its colour."""
-    from .output import state_colour, state_label, table
-
     cells = [[r["moniker"], state_label(r), str(r["pid"] or "-"), r["instance_id"][:12], r["url"]] for r in rows]
     colours = [[None, state_colour(r), None, "dim", None] for r in rows]
     return table(["MONIKER", "STATUS", "PID", "ID", "URL"], cells, colours, colour)
@@ -104,8 +91,6 @@ def format_tree(rows: list[dict], colour: bool = False) -> str:
         ├── echo_server  stopped
         └── workers:c1  failed (crashed)
     """
-    from .output import paint, state_colour, state_label
-
     children: dict[str, list[dict]] = {}
     for r in rows:
         if r["moniker"] != "/":
@@ -136,18 +121,12 @@ def _parent(moniker: str) -> str:
 
 def _get(args):
     """The InstanceDetails of the instance ``args.moniker`` names (a fragment costs one more call)."""
-    from .._generated import manager_pb2
-    from .client import Client
-    from .monikers import resolve_moniker
-
     client = Client(args.state_dir)
     moniker = resolve_moniker(client, args.moniker)
     return client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
 
 
 def _show(args) -> int:
-    from ..api.messages import show_dict
-
     info = show_dict(_get(args))
     if args.json:
         _print_json(info)
@@ -185,8 +164,6 @@ def format_show(info: dict) -> str:
     for area in info["storage"]:
         lines.append(f"{'Storage':<16}{area['name']}: {area['path']} ({area['size_bytes']} bytes)")
     if info["config"]:
-        import json  # only for config values: an instance without config does not pay for it
-
         lines += [f"{'Config':<16}{key} = {json.dumps(value)}" for key, value in info["config"].items()]
     for child in info["children"]:
         lines.append(f"{'Child':<16}{child}")
@@ -202,8 +179,5 @@ def _logs(args) -> int:
             with open(info.log_path, "rb") as f:
                 sys.stdout.buffer.write(f.read())
         return 0
-    from pathlib import Path
-
-    from .follow import follow_log
 
     return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))

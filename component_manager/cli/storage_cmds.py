@@ -7,13 +7,18 @@
 
 from __future__ import annotations
 
+import json
+
+from .._generated import manager_pb2 as pb
+from .client import Client
+from .monikers import MONIKER_HELP, resolve_moniker
+from .output import format_size, table
+
 __all__ = ["register"]
 
 
 def register(sub, command: str) -> None:
     """Add the parser of ``command`` (storage) and its subcommands."""
-    from .monikers import MONIKER_HELP
-
     storage = sub.add_parser("storage", help="per-instance storage areas")
     storage_sub = storage.add_subparsers(dest="storage_command", metavar="SUBCOMMAND", required=True)
     for name, helptext, handler, takes_moniker in (
@@ -35,11 +40,7 @@ def _areas(details) -> list[dict]:
 
 
 def _print(args, rows: list[dict]) -> None:
-    from .output import format_size, table
-
     if args.json:
-        import json  # only for --json: its import is ~1.5 ms of a quick command
-
         print(json.dumps(rows, indent=2))
     elif rows:
         print(table(["MONIKER", "NAME", "SIZE", "PATH"],
@@ -47,9 +48,6 @@ def _print(args, rows: list[dict]) -> None:
 
 
 def _list(args) -> int:
-    from .._generated import manager_pb2 as pb
-    from .client import Client
-
     client = Client(args.state_dir)
     instances = client.call(client.query.ListInstances, pb.ListInstancesRequest()).instances
     rows = []
@@ -62,10 +60,6 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from .._generated import manager_pb2 as pb
-    from .client import Client
-    from .monikers import resolve_moniker
-
     client = Client(args.state_dir)
     moniker = resolve_moniker(client, args.moniker)
     rows = _areas(client.call(client.query.GetInstance, pb.InstanceRequest(moniker=moniker)))
@@ -76,17 +70,11 @@ def _show(args) -> int:
 
 
 def _delete(args) -> int:
-    from .._generated import manager_pb2 as pb
-    from .client import Client
-    from .monikers import resolve_moniker
-
     client = Client(args.state_dir)
     moniker = resolve_moniker(client, args.moniker)
     reply = client.call(client.lifecycle.DeleteStorage, pb.InstanceRequest(moniker=moniker))
     deleted = [{"name": a.name, "path": a.path, "size_bytes": a.size_bytes} for a in reply.deleted]
     if args.json:
-        import json  # only for --json, as in _print
-
         print(json.dumps({"moniker": reply.moniker, "instance_id": reply.instance_id, "deleted": deleted}, indent=2))
     else:
         names = ", ".join(a["name"] for a in deleted) or "nothing"

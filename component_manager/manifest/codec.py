@@ -162,11 +162,11 @@ def decode(data: bytes, path: str = "<bytes>") -> ComponentDecl:
 
 
 # The outer wrapper is read and written by hand: it is one fixed layout (a single-segment
-# message, a root struct of one data word and two Data pointers, then the two blobs), and
-# capnp's reader costs ~13 us where this costs ~1 us. It is safe because decode then demands
-# the file be exactly _outer_bytes() of what was read, so anything else (another layout,
-# stray padding, a bad pointer) is refused; tests check _outer_bytes() against capnp's own
-# encoding of CompiledManifest.
+# message, a root struct of one data word and two Data pointers, then the two blobs). Speed:
+# manifest_bench.py's load .cm is 22.9 -> 26.4 us median (+15%) with capnp's reader and writer.
+# It is safe because decode then demands the file be exactly _outer_bytes() of what was read,
+# so anything else (another layout, stray padding, a bad pointer) is refused; tests check
+# _outer_bytes() against capnp's own encoding of CompiledManifest.
 _HEAD = struct.Struct("<IIIHHQII II")
 
 
@@ -209,8 +209,9 @@ def _freeze(value):
 
 
 def _fields(struct, *names: str) -> tuple:
-    """The schema's field objects, in decl order: ``reader._get_by_field(f)`` is ~5x faster
-    than ``reader.name``, and loading a manifest is on the path of every resolve."""
+    """The schema's field objects, in decl order, for pycapnp's ``_get_by_field`` and
+    ``_has_by_field``. Speed: manifest_bench.py's load .cm is 21.8 -> 36.0 us (+65%) reading
+    ``reader.name`` (and ``len`` for presence) instead."""
     fields = struct.schema.fields
     return tuple(fields[n] for n in names)
 
@@ -274,7 +275,7 @@ def _read_program(r) -> ProgramDecl:
 
 def _list(m, field, read) -> tuple:
     """Read a list of decls; encode leaves empty lists unset, and checking that is cheaper
-    than opening an empty list (~0.2 us against ~2.5 us)."""
+    than opening an empty list (see ``_fields``)."""
     return tuple(map(read, m._get_by_field(field))) if m._has_by_field(field) else ()
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from .decl import (CapabilityDecl, ChildDecl, CollectionDecl, ComponentDecl, ConfigFieldDecl,
                     ExposeDecl, OfferDecl, ProgramDecl, UseDecl)
 from . import merge, schema
+from .codec import fingerprint_of
 from .validate import Checked, validate
 
 __all__ = ["compile_file", "compile_text", "freeze"]
@@ -39,8 +40,6 @@ def compile_text(text: str, filename: str = "<string>", include_paths=()) -> Com
 
 
 def _finish(value, smap) -> ComponentDecl:
-    from .codec import fingerprint_of  # codec imports capnp: only when compiling
-
     decl = normalize(validate(value, smap))
     return dataclasses.replace(decl, fingerprint=fingerprint_of(decl))
 

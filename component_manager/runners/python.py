@@ -30,8 +30,10 @@ import sys
 from pathlib import Path
 
 from ..errors import StartError
+from . import get_runner
 from .base import LaunchSpec, Program
 from .process import spawn
+from .zygote_client import Zygote
 
 __all__ = ["PythonRunner", "start_zygote", "stop_zygote"]
 
@@ -57,9 +59,6 @@ class PythonRunner:
 def start_zygote(log_path: Path):
     """Start the python runner's zygote (the manager does, once, at startup); it becomes
     ready in the background. Returns it. Call from the event loop that will use it."""
-    from . import get_runner
-    from .zygote_client import Zygote
-
     runner = get_runner("python")
     if runner.zygote is None:
         runner.zygote = Zygote(log_path)
@@ -69,8 +68,6 @@ def start_zygote(log_path: Path):
 
 async def stop_zygote() -> None:
     """Stop the zygote, if one runs; later starts spawn. Idempotent."""
-    from . import get_runner
-
     runner = get_runner("python")
     zygote, runner.zygote = runner.zygote, None
     if zygote is not None:

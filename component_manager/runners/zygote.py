@@ -69,6 +69,7 @@ out of the garbage collector (``gc.freeze``, which keeps copy-on-write pages sha
 
 from __future__ import annotations
 
+import array
 import gc
 import importlib
 import json
@@ -340,8 +341,6 @@ def _send(control: socket.socket, message: dict, fds: list[int] = ()) -> None:
 
 def received_fds(ancillary) -> list[int]:
     """The descriptors in a ``recvmsg`` ancillary list (SCM_RIGHTS)."""
-    import array
-
     fds = array.array("i")
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

@@ -17,11 +17,15 @@ and exits 127, like a failed exec.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import runpy
 import signal
 import sys
+import threading
 import time
+import types
 
 __all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "run_and_exit",
            "take_program"]
@@ -82,8 +86,6 @@ def _replace_environment(env: dict[str, str]) -> None:
 
 
 def _set_up_interpreter(request: dict, child_path: list[str]) -> None:
-    import types
-
     sys.path[:] = child_path
     module, args = request["module"], list(request.get("args", ()))
     sys.argv = ["-m", *args]  # runpy replaces argv[0] with the module's file, as `python -m`
@@ -125,8 +127,6 @@ def run_and_exit(module: str):
 
 def _run_module(module: str) -> tuple[int, bool]:
     """(exit code, ended by an uncaught KeyboardInterrupt)."""
-    import runpy
-
     try:
         runpy._run_module_as_main(module, alter_argv=True)  # exactly what `python -m` calls
     except SystemExit as e:
@@ -155,9 +155,6 @@ def _exit_code(code) -> int:
 
 def _exit_like_python(code: int, interrupted: bool):
     """The end of ``Py_FinalizeEx`` that a program can observe, then ``os._exit``."""
-    import atexit
-    import threading
-
     try:
         threading._shutdown()  # joins non-daemon threads, as the interpreter does at exit
     except BaseException:  # noqa: BLE001

@@ -33,6 +33,7 @@ from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
 from ..errors import StorageError
 from ..runners.startup import SERVING, StartupInfo, inherited_startup
+from ..storage.areas import open_environment
 from ._client import GrantChannel, RuntimeClient
 from ..grant_guard import ActivityTracker, GrantGuard
 
@@ -50,13 +51,6 @@ _EXIT_MARGIN_S = 0.25  # of the stop deadline, kept to close and exit before it
 
 UnaryHandler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 StopCallback = Callable[[str], Awaitable[None]]
-
-
-def _open_storage(path: str):
-    """Open an instance's LMDB environment with the settings ``storage.areas`` keeps."""
-    from ..storage.areas import open_environment
-
-    return open_environment(path)
 
 
 class _Lifecycle(pb_grpc.LifecycleServicer):
@@ -283,7 +277,7 @@ class ComponentContext:
             if path is None:
                 used = ", ".join(sorted(self.startup.storage)) or "none"
                 raise StorageError(self.moniker, name, f"not used by this component (uses: {used})")
-            env = self._storage[name] = _open_storage(path)
+            env = self._storage[name] = open_environment(path)
         return env
 
     async def config(self) -> Mapping:

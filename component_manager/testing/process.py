@@ -28,7 +28,15 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
+
+from .._generated import manager_pb2, manager_pb2_grpc
 from ..api.messages import event_dict
+from ..cli.client import CHANNEL_OPTIONS
+from ..runners import procinfo
+from ..runners.base import ProcessIdentity
+from ..runners.cgroups import Cgroups, manager_mark
+from ..storage.topology import TopologyStore
 
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
 
@@ -123,10 +131,6 @@ class ManagerProcess:
         return self.cm_json("show", moniker)
 
     def channel(self):
-        import grpc
-
-        from ..cli.client import CHANNEL_OPTIONS
-
         return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}", options=CHANNEL_OPTIONS)
 
     def events(self, prefix: str = "", history: bool = False, since_seq: int = 0) -> EventWatch:
@@ -149,8 +153,6 @@ class EventWatch:
         self._cursor = 0  # wait_for looks at seen[_cursor:]
 
     def __enter__(self) -> EventWatch:
-        from .._generated import manager_pb2, manager_pb2_grpc
-
         self._channel = self._manager.channel()
         stub = manager_pb2_grpc.EventStreamStub(self._channel)
         self._stream = stub.Subscribe(manager_pb2.SubscribeRequest(
@@ -163,8 +165,6 @@ class EventWatch:
         return self
 
     def _pump(self) -> None:
-        import grpc
-
         try:
             for event in self._stream:
                 if event.seq > self._since_seq:
@@ -235,10 +235,6 @@ def _matches(event: dict, match: dict) -> bool:
 
 def kill_leftover_programs(state_dir: Path) -> int:
     """Kill any program process group the store says is running (after a kill -9 test)."""
-    from ..runners import procinfo
-    from ..runners.base import ProcessIdentity
-    from ..storage.topology import TopologyStore
-
     killed = _kill_cgroups(Path(state_dir))
     path = Path(state_dir) / "manager.lmdb"
     if not path.exists():
@@ -253,8 +249,6 @@ def kill_leftover_programs(state_dir: Path) -> int:
 
 def _kill_cgroups(state_dir: Path) -> int:
     """Kill the programs in the cgroups of the manager of ``state_dir``; remove them."""
-    from ..runners.cgroups import Cgroups, manager_mark
-
     groups = Cgroups.open(manager_mark(state_dir)) if state_dir.exists() else None
     if groups is None:
         return 0

@@ -40,6 +40,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -49,6 +50,7 @@ from pathlib import Path
 
 from ..moniker import NAME_PATTERN
 from ..runners.startup import StartupInfo
+from ..sdk import run_async
 from .events import Matcher
 from .process import EventWatch, ManagerProcess
 
@@ -162,8 +164,6 @@ class LocalComponentRunner:
 
 
 async def _run_component(main: LocalMain, startup: StartupInfo) -> int:
-    from ..sdk import run_async
-
     return await run_async(main, startup=startup)
 
 
@@ -267,8 +267,6 @@ class RealmBuilder:
                 child.storage.append(storage)
 
     def _check_name(self, name: str) -> None:
-        import re
-
         if not re.fullmatch(NAME_PATTERN, name):
             raise ValueError(f"invalid child name {name!r}: must match {NAME_PATTERN}")
         if name == TEST_DRIVER or name in self._children:

@@ -92,6 +92,36 @@ def test_error_tree_exports_every_error():
     assert public == set(errors.__all__) - {"Problem"}
 
 
+def _error_tree() -> set[type]:
+    """Every subclass of CmError reachable from errors.__all__, recursively (subclasses
+    defined elsewhere and already imported included)."""
+    found, todo = set(), [getattr(errors, name) for name in errors.__all__]
+    while todo:
+        cls = todo.pop()
+        if isinstance(cls, type) and issubclass(cls, errors.CmError) and cls not in found:
+            found.add(cls)
+            todo += cls.__subclasses__()
+    return found
+
+
+def test_every_error_in_the_tree_has_a_status_code():
+    """api/status.py answers an error without a code in CODES as INTERNAL, as if it were a
+    bug: every class of the tree needs its own entry (a subclass does not count as covered
+    by its parent's), so that adding an error without deciding its code fails here. The
+    CLI's own errors are exempt: they are made on the client and never answered."""
+    from component_manager.api.status import CODES
+    from component_manager.cli import client, monikers  # their subclasses join the walk
+
+    client_side = {
+        client.RemoteError: "a status the manager answered: it carries that status's code",
+        monikers.AmbiguousMoniker: "the CLI found several instances for a fragment",
+    }
+    tree = _error_tree()
+    assert errors.DependencyCycle in tree and set(client_side) <= tree
+    missing = sorted(cls.__name__ for cls in tree - {errors.CmError} - set(client_side) if cls not in CODES)
+    assert missing == []
+
+
 def test_generated_stubs_match_the_protos():
     result = subprocess.run([sys.executable, str(ROOT_DIR / "tools" / "gen_protos.py"), "--check"],
                             capture_output=True, text=True, timeout=60)

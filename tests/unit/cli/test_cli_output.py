@@ -3,6 +3,7 @@
 import pytest
 
 from component_manager.cli import output
+from component_manager.cli.exitcodes import exit_code
 from component_manager.cli.query_cmds import format_list, format_tree
 from component_manager.cli.monikers import AmbiguousMoniker, match_fragment, resolve_moniker
 from component_manager.errors import InstanceNotFound
@@ -59,7 +60,7 @@ def test_resolve_moniker_ambiguous_and_missing():
     assert str(e.value) == "'echo' matches 2 instances: /echo_server, /echo_client"
     with pytest.raises(InstanceNotFound) as e:
         resolve_moniker(client, "nope")
-    assert e.value.exit_code == 4
+    assert exit_code(e.value) == 4
 
 
 class Tty:

@@ -50,12 +50,32 @@ def test_run_command_returns_the_exit_code_in_process(tmp_path, capsys):
     assert capsys.readouterr().err == f"cm: no manager is running at {tmp_path} (start one with `cm manager run`)\n"
 
 
-@pytest.mark.parametrize("columns", [None, "", "junk", "0", "-3", "120"])
-def test_terminal_columns_is_what_shutil_says(monkeypatch, columns):
-    import shutil
+def test_exit_codes_come_from_one_table():
+    """docs/cli.md's exit codes, as cli/exitcodes.py maps what a command raised."""
+    import grpc
 
-    if columns is None:
-        monkeypatch.delenv("COLUMNS", raising=False)
-    else:
-        monkeypatch.setenv("COLUMNS", columns)
-    assert main.terminal_columns() == shutil.get_terminal_size().columns
+    from component_manager.cli.client import RemoteError
+    from component_manager.cli.exitcodes import exit_code
+    from component_manager.cli.monikers import AmbiguousMoniker
+    from component_manager.errors import CmError, InstanceNotFound, ManagerNotRunning, RouteError
+
+    class Status(grpc.RpcError):
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+        def details(self):
+            return "refused"
+
+    assert [main.EXIT_OK, main.EXIT_ERROR, main.EXIT_USAGE, main.EXIT_NO_MANAGER, main.EXIT_NOT_FOUND] == [0, 1, 2, 3, 4]
+    assert exit_code(ManagerNotRunning("/d")) == 3
+    assert exit_code(InstanceNotFound("frag")) == 4
+    assert exit_code(RemoteError(Status(grpc.StatusCode.NOT_FOUND))) == 4
+    assert exit_code(RemoteError(Status(grpc.StatusCode.FAILED_PRECONDITION))) == 1
+    assert exit_code(AmbiguousMoniker("e", ["/a", "/b"])) == 1
+    assert exit_code(RouteError("/a", "c", [], "broken")) == 1
+    assert exit_code(CmError("anything")) == 1
+    assert exit_code(KeyboardInterrupt()) == 130
+    assert exit_code(BrokenPipeError()) == 0
