@@ -79,3 +79,20 @@ def test_bursts_of_connects_during_stop_start_churn_all_succeed(manager_dir):
         handled = sum(int(n) for n in re.findall(r"handled=(\d+)",
                                                   Path(manager.show("/fast")["log_path"]).read_text()))
         assert handled == 3000, f"{handled} calls ran at the provider for 3000 answered"
+
+
+def test_calls_in_flight_go_on_through_a_manager_kill9(manager_dir):
+    """A kill -9 of the manager while 1,000 calls are in flight: the new manager adopts both
+    programs (same pids), every call succeeds, and a later stop is recorded as usual."""
+    with ManagerProcess(manager_dir, root=REALM) as manager:
+        manager.cm("start", "/client")
+        wait_for_line(Path(manager.show("/slow")["log_path"]), "busy")
+        before = manager.show("/slow")["pid"]
+        manager.kill9()
+        manager.start()
+        assert manager.show("/slow")["pid"] == before
+        wait_for_line(Path(manager.show("/client")["log_path"]), "ok=")
+        log = Path(manager.show("/client")["log_path"]).read_text()
+        assert "ok=1000 failed=0" in log, log[-500:]
+        manager.cm("stop", "/slow")
+        assert manager.show("/slow")["last_stop"]["reason"] == "requested"
