@@ -39,7 +39,7 @@ def boot(ctx: ActionContext) -> None:
         for moniker_text, record in records.items():
             if record.collection and moniker_text not in ctx.index:
                 _restore_dynamic(ctx, moniker_text, record, records)
-        recover_processes(ctx)
+        recover_processes(ctx, records)
     finally:
         if collecting:
             gc.enable()

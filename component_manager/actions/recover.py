@@ -28,6 +28,7 @@ from ..runners import procinfo
 from ..runners.adopted import AdoptedProgram
 from ..runners.base import ProcessIdentity
 from .context import ActionContext
+from .resolve import resolve
 from .start import watch_exit
 
 log = logging.getLogger("component_manager.actions")
@@ -46,15 +47,16 @@ def finish_destroys(ctx: ActionContext) -> None:
         ctx.forget_subtree(moniker, records)
 
 
-def recover_processes(ctx: ActionContext) -> None:
-    """Adopt or stop every program a dead manager left (after the tree is built)."""
+def recover_processes(ctx: ActionContext, records: dict) -> None:
+    """Adopt or stop every program a dead manager left (after the tree is built from
+    ``records``, the stored instance records by moniker)."""
     adopted: set[str] = set()
     for record in list(ctx.store.all_processes()):
         identity = ProcessIdentity(record.pid, record.pgid, record.start_ticks, record.boot_id)
         inst = ctx.index.get(record.moniker)
         if inst is not None and inst.instance_id != record.instance_id:
             inst = None
-        if inst is not None and _adopt(ctx, inst, record, identity):
+        if inst is not None and _resolvable(ctx, inst, records) and _adopt(ctx, inst, record, identity):
             adopted.add(record.instance_id)
             continue
         killed = procinfo.kill_group(identity) + _kill_cgroup(ctx, record.instance_id)
@@ -69,6 +71,18 @@ def recover_processes(ctx: ActionContext) -> None:
             log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
     _sweep_cgroups(ctx, adopted)
     _sweep_marked(ctx, adopted)
+
+
+def _resolvable(ctx: ActionContext, inst, records: dict) -> bool:
+    """Resolve ``inst`` if boot left it unresolved (a dynamic child resolves on first use);
+    False if it cannot be."""
+    if inst.decl is None:
+        try:
+            resolve(ctx, inst, records)
+        except Exception as e:  # noqa: BLE001 - reported; its program is stopped instead
+            log.warning("cannot resolve %s to adopt its program: %s", inst.moniker, e)
+            return False
+    return True
 
 
 def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:

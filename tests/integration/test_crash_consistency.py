@@ -133,3 +133,17 @@ def _forget_run_secrets(state_dir: Path) -> None:
             store.put_process(dataclasses.replace(record, run=None))
     finally:
         store.close()
+
+
+def test_a_dynamic_child_is_adopted_too(manager_dir):
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("create", "/workers:c1", "counter/counter.cml")
+        manager.cm("start", "/workers:c1")
+        before = manager.show("/workers:c1")
+        manager.kill9()
+        manager.start()
+        after = manager.show("/workers:c1")
+        assert (after["instance_id"], after["pid"], after["execution_state"]) == \
+            (before["instance_id"], before["pid"], "running")
+        manager.cm("destroy", "/workers:c1")
+        assert not pid_alive(before["pid"])
