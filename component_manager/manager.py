@@ -30,6 +30,7 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import ManagerAlreadyRunning
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .runners import isolation
 from .runners.cgroups import Cgroups, cgroups_enabled, manager_mark
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
@@ -40,9 +41,11 @@ __all__ = ["Manager"]
 
 
 class Manager:
-    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None):
+    def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
+                 package_roots=None):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
+        self.package_roots = package_roots
         self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
@@ -69,7 +72,9 @@ class Manager:
         make_non_dumpable()  # keeps same-uid programs out of our /proc/PID/fd (api/relay.py)
         try:
             self.model = Model(self.state_dir, self.root_url,
-                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}")
+                               component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
+                               package_roots=self.package_roots)
+            isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
             if cgroups_enabled():
                 self.model.cgroups = Cgroups.open(manager_mark(self.state_dir))
             if self.use_zygote:
@@ -77,7 +82,9 @@ class Manager:
             actions.boot(self.model)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
+            isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
+            (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
             await actions.start(self.model, self.model.root, START_ROOT)
             if on_ready is not None:
                 on_ready()
@@ -91,6 +98,7 @@ class Manager:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            isolation.deconfigure()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):

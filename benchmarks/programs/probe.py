@@ -166,7 +166,8 @@ async def state(ctx, workdir: str, n: int) -> dict:
 
 
 async def main(ctx: sdk.ComponentContext) -> None:
-    mode, workdir, *rest = sys.argv[1:]
+    mode, _package, *rest = sys.argv[1:]
+    workdir = tempfile.gettempdir()  # TMPDIR: the folder the manager gives it; its package is read-only
     n = int(rest[0]) if rest else 0
     result = await {"cold": lambda: cold(ctx, workdir), "warm": lambda: warm(ctx, workdir, n),
                     "state": lambda: state(ctx, workdir, n)}[mode]()

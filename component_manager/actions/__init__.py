@@ -18,12 +18,12 @@ from .boot import boot
 from .create import create_child
 from .destroy import destroy
 from .open import FRAMEWORK_PROTOCOLS, Opened, open_capability
-from .resolve import RoutingView, resolve
+from .resolve import RoutingView, resolve, resolve_async, walk_routes
 from .shutdown import shutdown
 from .start import mark_serving, start
 from .stop import request_stop, stop
 from .storage import delete_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
-           "destroy", "mark_serving", "open_capability", "request_stop", "resolve", "shutdown",
+           "destroy", "mark_serving", "open_capability", "request_stop", "resolve", "resolve_async", "walk_routes", "shutdown",
            "start", "stop"]

@@ -23,6 +23,8 @@ __all__ = ["ActionContext", "ResolverLike"]
 class ResolverLike(Protocol):
     def resolve(self, url: str) -> ResolvedComponent: ...
 
+    def cached(self, url: str) -> ResolvedComponent | None: ...
+
 
 class ActionContext(Protocol):
     root: Instance | None

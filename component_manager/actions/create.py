@@ -16,7 +16,7 @@ from ..model.resolver import absolute_url
 from ..model.states import State
 from ..moniker import check_name
 from .context import ActionContext
-from .resolve import resolve
+from .resolve import fetch, resolve_async
 from .start import start as start_instance
 
 __all__ = ["create_child"]
@@ -30,18 +30,18 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     parent = ctx.find(parent_moniker)
     check_name(collection, "collection name")
     check_name(name, "child name")
-    resolve(ctx, parent)
-    if parent.state in (State.SHUTDOWN, State.DESTROYED):
-        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")
+    await resolve_async(ctx, parent)
+    _check_open(parent)
     coll = parent.decl.collection(collection)
     if coll is None:
         raise CollectionNotFound(str(parent.moniker), collection)
     moniker = parent.moniker.child(name, collection)
     text = str(moniker)
-    if text in ctx.index or text in ctx.creating:
-        raise InstanceAlreadyExists(text)
+    _check_free(ctx, text)
     full_url = absolute_url(url, parent.url)
-    ctx.resolver.resolve(full_url)  # a bad URL fails here, before anything exists
+    await fetch(ctx, full_url)  # a bad URL fails here, before anything exists
+    _check_free(ctx, text)  # again, after the wait: another create may have taken the name,
+    _check_open(parent)  # or a shutdown the parent
     batch = ctx.store.new_batch()  # one durable commit: incarnation, record, event
     incarnation = batch.next_incarnation(parent.moniker_text, collection)
     child = Instance(moniker, parent, full_url, new_instance_id(), ctx.owner, incarnation, collection, text)
@@ -59,3 +59,13 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     elif start:
         await start_instance(ctx, child, START_REQUESTED)
     return child
+
+
+def _check_free(ctx: ActionContext, text: str) -> None:
+    if text in ctx.index or text in ctx.creating:
+        raise InstanceAlreadyExists(text)
+
+
+def _check_open(parent: Instance) -> None:
+    if parent.state in (State.SHUTDOWN, State.DESTROYED):
+        raise InvalidRequest(str(parent.moniker), f"is {parent.state.value}; it cannot have new children")

@@ -29,7 +29,7 @@ from ..model.action_set import ActionKind
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
-from .resolve import RoutingView
+from .resolve import walk_routes
 from .start import start
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "OPEN_ATTEMPTS", "Opened", "open_capability"]
@@ -64,7 +64,7 @@ def find_use(client, name: str):
 async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     """Raises RouteError (with the broken hop), StartError (the provider failed to start)."""
     use = find_use(client, name)
-    result = route_use(RoutingView(ctx), client.moniker, use)
+    result = await walk_routes(ctx, lambda view: route_use(view, client.moniker, use))
     if result.status != "ok":
         raise RouteError(str(client.moniker), name, [str(h) for h in result.hops],
                          "optional capability is unavailable (its route ends in void)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 
 from ..faults import crash_point
 from ..model.action_set import ActionKind
@@ -57,6 +58,7 @@ async def remove_now(ctx: ActionContext, inst) -> None:
     await remove_all(ctx, list(inst.children.values()))
     ctx.areas.delete(inst.instance_id)
     ctx.log_path(inst).unlink(missing_ok=True)
+    shutil.rmtree(ctx.socket_path(inst).parent, ignore_errors=True)  # its own folder (TMPDIR)
     crash_point("destroy.deleted")
     transition(inst, State.DESTROYED)  # shutdown -> destroyed
     await ctx.remove(inst)

@@ -36,7 +36,7 @@ from ..runners.base import LaunchSpec
 from ..runners.startup import StartupInfo
 from . import tracking
 from .context import ActionContext
-from .resolve import RoutingView, resolve
+from .resolve import RoutingView, resolve_async
 from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
@@ -62,7 +62,7 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         raise InvalidRequest(str(inst.moniker), f"is {inst.state.value}; it cannot start again")
     if inst.parent is not None and inst.parent.state is not State.STARTED:
         await start(ctx, inst.parent, f"parent of '{inst.moniker}', which is starting")
-    resolve(ctx, inst)
+    await resolve_async(ctx, inst)
     if inst.decl.program is None:
         inst.run = Run(token="", grant_key=b"", serve_address="", start_reason=reason)
         transition(inst, State.STARTED)  # resolved -> started
@@ -100,6 +100,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     serve_address = ""
     if protocols or program.stop_event == "notify":
         serve_path = ctx.socket_path(inst)
+        serve_path.parent.mkdir(mode=0o700, exist_ok=True)  # its own folder (runners/isolation.py)
         serve_path.unlink(missing_ok=True)  # a socket an earlier run left behind
         serve_address = f"unix:{serve_path}"
     run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,

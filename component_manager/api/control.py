@@ -15,6 +15,7 @@ from ..errors import RouteError
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
 from ..routing.report import plan_reports
 from ..routing.route import route_use
+from ..runners import isolation
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -48,6 +49,9 @@ def stop_record(record) -> pb.StopRecord:
 
 def details(model, inst) -> pb.InstanceDetails:
     reply = pb.InstanceDetails(summary=summary(inst), log_path=str(model.log_path(inst)))
+    uid = isolation.uid_of(inst.instance_id)
+    if uid is not None:
+        reply.uid = uid
     if inst.run is not None:
         reply.start_reason = inst.run.start_reason
         reply.started_at = inst.run.started_at
@@ -110,7 +114,7 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def Resolve(self, request, context):
         inst = self.model.find(request.moniker)
-        actions.resolve(self.model, inst)
+        await actions.resolve_async(self.model, inst)
         return summary(inst)
 
     @reports_errors
@@ -185,8 +189,9 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
     @reports_errors
     async def Route(self, request, context):
         inst = self.model.find(request.moniker)
-        actions.resolve(self.model, inst)
-        reports = plan_reports(actions.RoutingView(self.model), inst.moniker, inst.decl, request.capability)
+        await actions.resolve_async(self.model, inst)
+        reports = await actions.walk_routes(
+            self.model, lambda view: plan_reports(view, inst.moniker, inst.decl, request.capability))
         return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 

@@ -31,6 +31,7 @@ def show_dict(d) -> dict:
                         for c in d.collections],
         "log_path": d.log_path,
         "fingerprint": d.fingerprint,
+        "uid": d.uid if d.HasField("uid") else None,
     }
 
 

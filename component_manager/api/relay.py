@@ -1,7 +1,8 @@
 """The guard in front of the control API: a byte relay that refuses component programs.
 
-Every program the manager runs has the same uid as the manager, so the file mode of
-``manager.sock`` (0600) keeps out other users but not the manager's own programs. So the
+Unless the manager runs as root with per-instance uids (``runners/isolation.py``), every
+program it runs has the manager's uid, so the file mode of ``manager.sock`` (0600) keeps
+out other users but not the manager's own programs. So the
 control gRPC server (LifecycleController, Realm, RealmQuery, EventStream, health,
 reflection) is not served on ``manager.sock`` at all. It listens on a *hidden* socket: bound
 in a fresh private directory whose path is unlinked right after the bind, so no process can
@@ -44,16 +45,15 @@ Limits, honestly:
 * ``SO_PEERCRED`` names the process that called ``connect()``; a connected socket
   descriptor passed to another process keeps the first one's credentials.
 
-True separation needs programs to run under other uids (or in other user/network
-namespaces); until then this keeps honest programs and casual mistakes out, and makes
-every refusal visible in the manager's log, but it is not a security boundary against a
-hostile program of the same user.
+With per-instance uids (as root) every program, and whatever it leaves behind, is refused
+by uid; otherwise this keeps honest programs and casual mistakes out, and makes every
+refusal visible in the manager's log, but on its own it is not a security boundary against
+a hostile program of the same user (docs/security.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import socket
@@ -62,22 +62,14 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..runners.isolation import make_non_dumpable
+
 log = logging.getLogger("component_manager.api")
 
 __all__ = ["ControlRelay", "HiddenSocket", "peer_refusal", "make_non_dumpable"]
 
 _BUFFER = 1 << 20  # socket buffer sizes of relayed connections
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-_PR_SET_DUMPABLE = 4
-
-
-def make_non_dumpable() -> bool:
-    """``prctl(PR_SET_DUMPABLE, 0)``: other same-uid processes can no longer open our
-    ``/proc/PID/fd``, ``mem`` or ptrace us. Reset by ``execve`` for the programs we run."""
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 class HiddenSocket:

@@ -15,12 +15,13 @@ import grpc
 from pathlib import Path
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from .. import grants
 from ..grant_guard import ActivityTracker, GrantInterceptor
 from .._generated import component_pb2_grpc, manager_pb2, manager_pb2_grpc
 from .control import EventStreamServicer, LifecycleServicer, RealmQueryServicer, RealmServicer
+from .decoding import DecodingRegistrar
 from .relay import ControlRelay, HiddenSocket
 from .runtime import RuntimeServicer
 
@@ -32,6 +33,7 @@ FRAMEWORK_SOCKET = "framework.sock"
 
 
 def _add_control_services(model, server) -> None:
+    server = DecodingRegistrar(server)  # bytes that do not parse: INVALID_ARGUMENT
     manager_pb2_grpc.add_LifecycleControllerServicer_to_server(LifecycleServicer(model), server)
     manager_pb2_grpc.add_RealmServicer_to_server(RealmServicer(model), server)
     manager_pb2_grpc.add_RealmQueryServicer_to_server(RealmQueryServicer(model), server)
@@ -88,11 +90,12 @@ async def start_servers(model, state_dir: Path) -> Servers:
     control = grpc.aio.server(options=_SERVER_OPTIONS)
     _add_control_services(model, control)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, control)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, DecodingRegistrar(control))
     services = [s.full_name for s in manager_pb2.DESCRIPTOR.services_by_name.values()]
-    reflection.enable_server_reflection(
-        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
-        control)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(  # enable_server_reflection, decoding
+        reflection.aio.ReflectionServicer(
+            [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]),
+        DecodingRegistrar(control))
     hidden = HiddenSocket()
     control.add_insecure_port(hidden.bind_address)
 
@@ -103,7 +106,7 @@ async def start_servers(model, state_dir: Path) -> Servers:
     framework.add_insecure_port(f"unix:{framework_path}")
 
     runtime = grpc.aio.server(options=_SERVER_OPTIONS)
-    component_pb2_grpc.add_ComponentRuntimeServicer_to_server(RuntimeServicer(model), runtime)
+    component_pb2_grpc.add_ComponentRuntimeServicer_to_server(RuntimeServicer(model), DecodingRegistrar(runtime))
     runtime.add_insecure_port(f"unix:{runtime_path}")
 
     await runtime.start()

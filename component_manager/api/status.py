@@ -18,7 +18,7 @@ from .. import errors as e
 
 log = logging.getLogger("component_manager.api")
 
-__all__ = ["CODES", "code_for", "reports_errors"]
+__all__ = ["CODES", "bounded", "code_for", "reports_errors"]
 
 C = grpc.StatusCode
 CODES: dict[type, grpc.StatusCode] = {
@@ -53,12 +53,19 @@ def code_for(error: Exception) -> grpc.StatusCode:
     return C.INTERNAL
 
 
+MAX_MESSAGE = 1000  # an error quotes what it was given: a 1 MB moniker is not sent back whole
+
+
+def bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
+
+
 async def _abort(context, error: Exception):
     if isinstance(error, e.CmError):
         context.set_trailing_metadata((("cm-error", type(error).__name__),))
-        await context.abort(code_for(error), str(error))
+        await context.abort(code_for(error), bounded(str(error)))
     log.exception("internal error", exc_info=error)
-    await context.abort(C.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+    await context.abort(C.INTERNAL, bounded(f"internal error: {type(error).__name__}: {error}"))
 
 
 def reports_errors(method):

@@ -56,6 +56,9 @@ def _register_manager(sub) -> None:
     manager_sub = manager.add_subparsers(dest="manager_command", metavar="SUBCOMMAND", required=True)
     run = manager_sub.add_parser("run", help="run the manager (foreground; SIGTERM/Ctrl-C: ordered shutdown)")
     run.add_argument("--root", help="URL of the root component (default: the example realm)")
+    run.add_argument("--package-root", action="append", default=[], metavar="DIR",
+                     help="a folder component URLs may resolve under, besides the root "
+                          "manifest's folder (repeatable)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
     run.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
@@ -89,7 +92,8 @@ def _manager_run(args) -> int:
     from ..model.resolver import absolute_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    manager = Manager(Path(args.state_dir), absolute_url(root))
+    roots = [Path(r).resolve() for r in args.package_root] or None
+    manager = Manager(Path(args.state_dir), absolute_url(root), package_roots=roots)
 
     def ready():
         print(f"component manager serving at {manager.state_dir} (root {absolute_url(root)})", flush=True)
@@ -108,7 +112,8 @@ def _detach(args, root: str) -> int:
     with open(state_dir / "manager.log", "ab") as log:
         child = subprocess.Popen(
             [sys.executable, "-m", "component_manager.cli.main", "--state-dir", str(state_dir),
-             "manager", "run", "--root", root, "--ready-fd", str(write_end)],
+             "manager", "run", "--root", root, "--ready-fd", str(write_end),
+             *(f"--package-root={Path(r).resolve()}" for r in args.package_root)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
             start_new_session=True)
     os.close(write_end)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import CmError, CompiledManifestError, ManifestError, Problem
 from ..manifest import compile_file, encode, format_text, load
+from ..manifest.limits import SourceError, read_source
 from .exitcodes import EXIT_ERROR, EXIT_OK
 
 __all__ = ["register"]
@@ -99,9 +100,9 @@ def _compile(args) -> int:
 
 def _format(args) -> int:
     try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise CmError(f"cannot read {args.file}: {getattr(e, 'strerror', None) or e}") from None
+        text = read_source(args.file).decode("utf-8")
+    except (SourceError, UnicodeDecodeError) as e:
+        raise CmError(f"cannot read {args.file}: {e}") from None
     try:
         out = format_text(text, args.file)
     except ManifestError as e:

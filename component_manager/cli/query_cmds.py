@@ -148,6 +148,8 @@ def format_show(info: dict) -> str:
     if info["pid"]:
         uptime = time.time() - (info["started_at"] or time.time())
         lines.append(f"{'PID':<16}{info['pid']} (up {uptime:.1f}s)")
+    if info.get("uid") is not None:
+        lines.append(f"{'Uid':<16}{info['uid']} (its own)")
     if info["start_reason"]:
         lines.append(f"{'Start reason':<16}{info['start_reason']}")
     if info["last_stop"]:

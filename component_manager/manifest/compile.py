@@ -26,16 +26,17 @@ from .validate import Checked, validate
 __all__ = ["compile_file", "compile_text", "freeze"]
 
 
-def compile_file(path: str | Path, include_paths=()) -> ComponentDecl:
+def compile_file(path: str | Path, include_paths=(), roots=None) -> ComponentDecl:
     """Compile the ``.cml`` at ``path``; includes are looked up next to it, then in
-    ``include_paths``. Raises ManifestError."""
-    value, smap = merge.read(path, include_paths)
+    ``include_paths``, and read only from under ``roots`` (real paths) if given. Raises
+    ManifestError."""
+    value, smap = merge.read(path, include_paths, roots)
     return _finish(value, smap)
 
 
-def compile_text(text: str, filename: str = "<string>", include_paths=()) -> ComponentDecl:
+def compile_text(text: str, filename: str = "<string>", include_paths=(), roots=None) -> ComponentDecl:
     """Compile ``.cml`` source text; ``filename`` names it in errors and anchors includes."""
-    value, smap = merge.read_text(text, filename, include_paths)
+    value, smap = merge.read_text(text, filename, include_paths, roots)
     return _finish(value, smap)
 
 

@@ -29,8 +29,9 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ManifestError, Problem
+from .limits import MAX_DEPTH, MAX_ELEMENTS, MAX_MANIFEST_BYTES, MAX_NUMBER_CHARS
 
-__all__ = ["Document", "parse"]
+__all__ = ["Document", "key_path", "parse"]
 
 Path = tuple  # of str keys and int indices
 
@@ -69,9 +70,10 @@ class _Parser:
         line = bisect.bisect_right(self.line_starts, offset)
         return line, offset - self.line_starts[line - 1] + 1
 
-    def fail(self, message: str, offset: int | None = None):
+    def fail(self, message: str, offset: int | None = None, path: Path = ()):
+        """Raise a located problem; with ``path``, at that key (a limit, not a syntax error)."""
         line, column = self.where(self.pos if offset is None else offset)
-        raise ManifestError([Problem(self.filename, line, "", message, column)])
+        raise ManifestError([Problem(self.filename, line, key_path(path), message, column)])
 
     def skip(self) -> str:
         """Skip whitespace and comments; return the next character ('' at the end)."""
@@ -100,6 +102,8 @@ class _Parser:
             return self.string()
         m = _NUMBER.match(self.text, self.pos)
         if m:
+            if m.end() - m.start() > MAX_NUMBER_CHARS:
+                self.fail(f"number is too long (more than {MAX_NUMBER_CHARS} characters)", path=path)
             self.pos = m.end()
             return _number(m.group())
         m = _IDENT.match(self.text, self.pos)
@@ -108,10 +112,21 @@ class _Parser:
             return _LITERALS[m.group()]
         self.fail("unexpected end of file" if not c else f"unexpected {_show(self.text, self.pos)}")
 
-    def object(self, path: Path) -> dict:
+    def nest(self, path: Path) -> None:
+        """Bound the recursion: each level of nesting costs Python two frames."""
+        if len(path) >= MAX_DEPTH:
+            self.fail(f"nested more than {MAX_DEPTH} levels deep", path=path)
         self.pos += 1
+
+    def count(self, container, path: Path) -> None:
+        if len(container) >= MAX_ELEMENTS:
+            self.fail(f"more than {MAX_ELEMENTS} elements in one object or list", path=path)
+
+    def object(self, path: Path) -> dict:
+        self.nest(path)
         result: dict = {}
         while (c := self.skip()) != "}":
+            self.count(result, path)
             start = self.pos
             key = self.key(c)
             if key in result:
@@ -127,9 +142,10 @@ class _Parser:
         return result
 
     def array(self, path: Path) -> list:
-        self.pos += 1
+        self.nest(path)
         result: list = []
         while self.skip() != "]":
+            self.count(result, path)
             self.positions[(*path, len(result))] = self.where(self.pos)
             result.append(self.value((*path, len(result))))
             if not self.separator("]"):
@@ -208,14 +224,23 @@ class _Parser:
         return chr(code)
 
 
+def key_path(path: Path) -> str:
+    """``("use", 0, "from")`` -> ``"use[0].from"``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_STRING_STOP = {q: re.compile(r"[%s\\\n\r]" % q) for q in "'\""}
+
+
 def _string_end(text: str, pos: int, quote: str) -> int:
-    """Index of the first quote, backslash or newline at or after ``pos``, or -1."""
-    best = -1
-    for ch in (quote, "\\", "\n", "\r"):
-        i = text.find(ch, pos)
-        if i >= 0 and (best < 0 or i < best):
-            best = i
-    return best
+    """Index of the first quote, backslash or newline at or after ``pos``, or -1. One
+    search that stops at the first hit: ``str.find`` per character would scan to the end
+    of the text for each absent one, quadratic over a file of many strings."""
+    m = _STRING_STOP[quote].search(text, pos)
+    return m.start() if m else -1
 
 
 def _number(token: str) -> int | float:
@@ -234,11 +259,14 @@ def _number(token: str) -> int | float:
 
 def _show(text: str, pos: int) -> str:
     m = _IDENT.match(text, pos)
-    return repr(m.group()) if m else repr(text[pos])
+    shown = repr(m.group()[:40]) if m else repr(text[pos])
+    return shown + ("..." if m and len(m.group()) > 40 else "")
 
 
 def parse(text: str, filename: str = "<string>") -> Document:
     """Parse JSON5 ``text``; raise ManifestError (with line and column) if it is malformed."""
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise ManifestError([Problem(filename, 1, "", f"larger than {MAX_MANIFEST_BYTES} bytes")])
     parser = _Parser(text, filename)
     value = parser.document()
     return Document(value, parser.positions, filename)

@@ -17,16 +17,12 @@ from pathlib import Path
 
 from ..errors import ManifestError, Problem
 from . import json5
+from .json5 import key_path
+from .limits import SourceError, read_source
 
-__all__ = ["SourceMap", "key_path", "read", "read_text"]
+_MAX_MESSAGE = 300
 
-
-def key_path(path: tuple) -> str:
-    """``("use", 0, "from")`` -> ``"use[0].from"``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+__all__ = ["SourceMap", "key_path", "read", "read_text", "within"]
 
 
 class SourceMap:
@@ -51,28 +47,32 @@ class SourceMap:
         """A Problem at merged ``path``, pointing at the nearest written key or element."""
         filename, own = self.origin(path)
         positions = self.positions.get(filename, {})
+        if len(message) > _MAX_MESSAGE:  # a problem quotes a value, never all of a huge one
+            message = message[:_MAX_MESSAGE] + "..."
         for n in range(len(own), 0, -1):
             if own[:n] in positions:
                 line, column = positions[own[:n]]
                 return Problem(filename, line, key_path(own), message, column)
-        return Problem(filename, 1 if positions else 0, key_path(own), message, 0)
+        return Problem(filename, 1, key_path(own), message, 0)  # the document itself: line 1
 
 
-def read(path: str | Path, include_paths=()) -> tuple[object, SourceMap]:
+def read(path: str | Path, include_paths=(), roots=None) -> tuple[object, SourceMap]:
     """Read the file at ``path`` and merge its includes. Raises ManifestError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError([Problem(str(path), 0, "", f"cannot read: {_reason(e)}")]) from None
-    return read_text(text, str(path), include_paths)
+        text = _read(path)
+    except (SourceError, UnicodeDecodeError) as e:
+        raise ManifestError([Problem(str(path), 0, "", f"cannot read: {e}")]) from None
+    return read_text(text, str(path), include_paths, roots)
 
 
-def read_text(text: str, filename: str, include_paths=(), _seen=None) -> tuple[object, SourceMap]:
+def read_text(text: str, filename: str, include_paths=(), roots=None, _seen=None) -> tuple[object, SourceMap]:
     """Parse ``text`` and merge its includes; return the merged value and its SourceMap.
 
+    ``roots``, if given, are the only folders includes may be read from (real paths).
     Raises ManifestError for a syntax error in ``text``; problems with includes (missing,
-    malformed, conflicting) are left in ``SourceMap.pending`` for validation to report."""
+    malformed, conflicting, outside the roots) are left in ``SourceMap.pending`` for
+    validation to report."""
     doc = json5.parse(text, filename)
     smap = SourceMap(filename)
     smap.positions[filename] = doc.positions
@@ -82,21 +82,27 @@ def read_text(text: str, filename: str, include_paths=(), _seen=None) -> tuple[o
     seen = _seen if _seen is not None else {str(Path(filename).resolve())}
     problems = smap.pending
     for index, include in enumerate(_include_list(value, smap, problems)):
+        if "\0" in include:
+            problems.append(smap.problem(("include", index), "a NUL byte is not allowed here"))
+            continue
         found = _find(include, Path(filename).parent, include_paths)
         if found is None:
             where = ", ".join([str(Path(filename).parent)] + [str(p) for p in include_paths])
             problems.append(smap.problem(("include", index), f"cannot find include {include!r} (looked in {where})"))
             continue
+        if roots is not None and not within(found, roots):
+            problems.append(smap.problem(("include", index), f"include {include!r} is outside the package roots"))
+            continue
         if str(found) in seen:
             continue
         seen.add(str(found))
         try:
-            shard, shard_map = read_text(found.read_text(encoding="utf-8"), str(found), include_paths, seen)
+            shard, shard_map = read_text(_read(found), str(found), include_paths, roots, seen)
         except ManifestError as e:
             problems.extend(e.problems)
             continue
-        except (OSError, UnicodeDecodeError) as e:
-            problems.append(smap.problem(("include", index), f"cannot read include {include!r}: {_reason(e)}"))
+        except (SourceError, UnicodeDecodeError) as e:
+            problems.append(smap.problem(("include", index), f"cannot read include {include!r}: {e}"))
             continue
         problems.extend(shard_map.pending)
         _merge(value, smap, shard, shard_map, include, index, problems)
@@ -113,11 +119,24 @@ def _include_list(value: dict, smap: SourceMap, problems: list) -> list[str]:
 
 
 def _find(include: str, base: Path, include_paths) -> Path | None:
+    """The real path of the first existing ``include``; what it is, ``_read`` checks."""
     for folder in (base, *map(Path, include_paths)):
         candidate = folder / include
-        if candidate.is_file():
-            return candidate.resolve()
+        try:
+            candidate.stat()
+        except (OSError, ValueError):  # missing, a name over NAME_MAX, ...
+            continue
+        return candidate.resolve()
     return None
+
+
+def within(path: Path, roots) -> bool:
+    """True if the real ``path`` is one of ``roots`` (real paths) or below one."""
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _read(path: Path) -> str:
+    return read_source(path).decode("utf-8")
 
 
 def _merge(value: dict, smap: SourceMap, shard, shard_map: SourceMap, name: str, index: int, problems) -> None:
@@ -146,6 +165,3 @@ def _merge(value: dict, smap: SourceMap, shard, shard_map: SourceMap, name: str,
         elif ours != theirs:
             problems.append(smap.problem((key,), f"conflicts with the value in include {name!r}"))
 
-
-def _reason(e: Exception) -> str:
-    return e.strerror or str(e) if isinstance(e, OSError) else str(e)

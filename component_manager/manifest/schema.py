@@ -42,6 +42,7 @@ UNSUPPORTED_KEYS = frozenset({
     "reboot_on_terminate", "event", "events",
 })
 
+UINT32_MAX = 2**32 - 1  # max_size and max_count are UInt32 in the compiled form
 _DURATION = re.compile(r"(?:(\d+)(ms|s|m|h))+")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h)")
 _MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
@@ -50,20 +51,36 @@ _BYTES = {None: 1, "B": 1, "K": 1024, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**
           "M": 1024**2, "G": 1024**3, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 
 
+MAX_DURATION_MS = 10 * 365 * 86_400_000  # ten years: beyond it, a number is a mistake
+MAX_SIZE_BYTES = 1 << 60  # 1 EiB
+_MAX_TEXT = 64  # a duration or size written longer is refused before any int() of it
+
+
 def parse_duration(text: str) -> int:
     """``"1m30s"`` -> 90000 (milliseconds). Raises ValueError naming the accepted forms."""
-    if not isinstance(text, str) or not _DURATION.fullmatch(text):
-        raise ValueError(f"invalid duration {text!r}: write a number and a unit (ms, s, m, h), "
+    if not isinstance(text, str) or len(text) > _MAX_TEXT or not _DURATION.fullmatch(text):
+        raise ValueError(f"invalid duration {_short(text)}: write a number and a unit (ms, s, m, h), "
                          'like "250ms", "5s" or "1m30s"')
-    return sum(int(n) * _MS[unit] for n, unit in _DURATION_PART.findall(text))
+    ms = sum(int(n) * _MS[unit] for n, unit in _DURATION_PART.findall(text))
+    if ms > MAX_DURATION_MS:
+        raise ValueError(f"duration {text!r} is too long (at most ten years)")
+    return ms
 
 
 def parse_size(text: str) -> int:
     """``"256MiB"`` -> 268435456 (bytes). Raises ValueError naming the accepted forms."""
-    m = _SIZE.fullmatch(text) if isinstance(text, str) else None
+    m = _SIZE.fullmatch(text) if isinstance(text, str) and len(text) <= _MAX_TEXT else None
     if not m:
-        raise ValueError(f"invalid size {text!r}: write a number and a unit, like \"256MiB\" or \"1GiB\"")
-    return int(m.group(1)) * _BYTES[m.group(2)]
+        raise ValueError(f"invalid size {_short(text)}: write a number and a unit, like \"256MiB\" or \"1GiB\"")
+    size = int(m.group(1)) * _BYTES[m.group(2)]
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(f"size {text!r} is too large (at most 1 EiB)")
+    return size
+
+
+def _short(value) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= _MAX_TEXT else shown[:_MAX_TEXT] + "..."
 
 
 def _names(value: Any) -> Any:
@@ -130,7 +147,7 @@ class _Named(_Model):
 
 class ConfigElement(_Model):
     type: str
-    max_size: int | None = Field(None, ge=1)
+    max_size: int | None = Field(None, ge=1, le=UINT32_MAX)
 
 
 class Capability(_Named):
@@ -140,8 +157,8 @@ class Capability(_Named):
     path: str | None = None
     type: str | None = None
     value: Any = None
-    max_size: int | None = Field(None, ge=1)
-    max_count: int | None = Field(None, ge=1)
+    max_size: int | None = Field(None, ge=1, le=UINT32_MAX)
+    max_count: int | None = Field(None, ge=1, le=UINT32_MAX)
     element: ConfigElement | None = None
 
 
@@ -182,8 +199,8 @@ class Collection(_Model):
 
 class ConfigField(_Model):
     type: str
-    max_size: int | None = Field(None, ge=1)
-    max_count: int | None = Field(None, ge=1)
+    max_size: int | None = Field(None, ge=1, le=UINT32_MAX)
+    max_count: int | None = Field(None, ge=1, le=UINT32_MAX)
     element: ConfigElement | None = None
     default: Any = None
     mutability: list[Literal["parent"]] = []

@@ -39,6 +39,7 @@ _INT_RANGES = {f"{s}int{b}": ((0, 2**b - 1) if s else (-(2 ** (b - 1)), 2 ** (b 
                for s in ("u", "") for b in (8, 16, 32, 64)}
 CONFIG_TYPES = ("bool", *_INT_RANGES, "string", "vector")
 _RUNNER_KEY = {"python": "module", "process": "binary", "inproc": "entry", "local": "entry"}
+_ANY_TEXT = {("config", "default"), ("capabilities", "value"), ("children", "config")}
 _SECTIONS = {"capabilities": schema.Capability, "use": schema.Use, "offer": schema.Offer,
              "expose": schema.Expose, "children": schema.Child, "collections": schema.Collection}
 
@@ -76,6 +77,7 @@ def _shape(value: object, smap: SourceMap, problems: list[Problem]) -> Checked:
     if not isinstance(value, dict):
         problems.append(smap.problem((), "a manifest is an object ({ ... })"))
         return checked
+    _nul_bytes(value, (), smap, problems)
     for key in value:
         if key not in TOP_LEVEL_KEYS:
             problems.append(smap.problem((key,), _unknown(key)))
@@ -94,6 +96,23 @@ def _shape(value: object, smap: SourceMap, problems: list[Problem]) -> Checked:
         if parsed is not None:
             checked.config.append((key, parsed))
     return checked
+
+
+def _nul_bytes(value, path: tuple, smap: SourceMap, problems: list[Problem]) -> None:
+    """A NUL byte cannot be in a name, URL, path or argument: the OS would refuse it at open
+    or exec. Config values may hold any text. (Depth is bounded by the parser.)"""
+    if len(path) == 3 and (path[0], path[2]) in _ANY_TEXT:
+        return
+    if isinstance(value, str) and "\0" in value:
+        problems.append(smap.problem(path, "a NUL byte is not allowed here"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\0" in key:
+                problems.append(smap.problem(path, "a NUL byte is not allowed in a key"))
+            _nul_bytes(item, (*path, key), smap, problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _nul_bytes(item, (*path, index), smap, problems)
 
 
 def _section(value: dict, section: str, model, smap, problems) -> list[tuple[int, BaseModel]]:

@@ -15,12 +15,14 @@ Records of concurrent requests share one group commit (``TopologyStore.commit``)
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
 from ..errors import InstanceNotFound
 from ..moniker import Moniker, parse
 from ..runners.cgroups import manager_mark
+from ..runners.isolation import own_folder
 from ..storage.areas import StorageAreas
 from ..storage.topology import TopologyStore
 from . import persist
@@ -28,13 +30,16 @@ from .action_set import TaskOwner
 from .events import EventBus
 from .instance import Instance, new_instance_id
 from .reasons import StopRecord
-from .resolver import Resolver, absolute_url
+from .resolver import Resolver, absolute_url, url_path
 
 __all__ = ["Model"]
 
 
 class Model:
-    def __init__(self, state_dir: Path, root_url: str, component_address: str = ""):
+    def __init__(self, state_dir: Path, root_url: str, component_address: str = "",
+                 package_roots=None):
+        """``package_roots``: folders URLs may resolve under, besides the root manifest's
+        folder (and so everything below them)."""
         self.state_dir = Path(state_dir)
         self.root_url = absolute_url(root_url)
         self.component_address = component_address
@@ -44,7 +49,8 @@ class Model:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = TopologyStore(self.state_dir / "manager.lmdb")
         self.areas = StorageAreas(self.state_dir / "storage")
-        self.resolver = Resolver()
+        self.resolver = Resolver([Path(url_path(self.root_url)).parent, *(package_roots or ())],
+                                 excluded=[self.state_dir])  # programs write there
         self.events = EventBus(self.store)
         self.owner = TaskOwner()
         self.index: dict[str, Instance] = {}
@@ -102,6 +108,7 @@ class Model:
             if text == moniker_text or text.startswith(prefix):
                 self.areas.delete(record.instance_id)
                 (self.log_dir / f"{record.instance_id}.log").unlink(missing_ok=True)
+                shutil.rmtree(own_folder(self.run_dir, record.instance_id), ignore_errors=True)
         batch = self.store.new_batch()
         batch.delete_subtree(moniker_text)
         batch.delete_tombstone(moniker_text)
@@ -128,8 +135,9 @@ class Model:
         self.events.deliver(event)
 
     def socket_path(self, inst: Instance) -> Path:
-        # sun_path holds 108 bytes: keep it short, and unique per instance.
-        return self.run_dir / f"{inst.instance_id[:16]}.sock"
+        # In the instance's own folder, the one place its program may write besides its
+        # storage (runners/isolation.py); sun_path holds 108 bytes: keep it short.
+        return own_folder(self.run_dir, inst.instance_id) / "s.sock"
 
     def log_path(self, inst: Instance) -> Path:
         return self.log_dir / f"{inst.instance_id}.log"

@@ -6,6 +6,13 @@ URL of the component that names it (``echo/echo_server.cml`` in ``/x/realm.cml``
 in memory; a ``.cm`` has its fingerprint verified. Results are cached by file identity
 (path, size, mtime), so 100,000 instances of one URL share one ComponentDecl.
 
+Only manifests under the *package roots* the manager is given resolve (``cm manager run
+--package-root DIR``; by default the folder of the root manifest and everything below it).
+A URL must end in ``.cml`` or ``.cm`` and name, after symlinks are followed, a regular file
+under a root and under the size limit (manifest/limits.py); includes are held to the same
+roots. Everything else is refused before a byte of it is read, so a URL can neither freeze
+the manager (a FIFO, ``/dev/zero``) nor make an error message quote a file (``/etc/shadow``).
+
 The package directory is where a program's code is found: the first ancestor of the
 manifest's folder that is not itself a Python package (has no ``__init__.py``), so that
 ``module: "components.echo.server"`` imports as it would from that folder.
@@ -20,8 +27,14 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import CmError, ManifestError, UrlError
 from ..manifest.decl import ComponentDecl
+from ..manifest.limits import SourceError, read_source
+from ..manifest.merge import within
 
 __all__ = ["ResolvedComponent", "Resolver", "absolute_url"]
+
+
+MANIFEST_SUFFIXES = (".cml", ".cm")
+MAX_URL_CHARS = 4096  # PATH_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +47,18 @@ class ResolvedComponent:
 def absolute_url(url: str, base_url: str | None = None) -> str:
     """Make ``url`` absolute (``file:///...``), relative to ``base_url``'s folder if given.
 
-    Raises UrlError for an empty URL or a scheme other than file.
+    Raises UrlError for an empty or over-long URL, a NUL byte, or a scheme other than file.
     """
     if not url:
         raise UrlError(url, "empty URL")
-    parsed = urlparse(url)
+    if len(url) > MAX_URL_CHARS:
+        raise UrlError(_short(url), f"longer than {MAX_URL_CHARS} characters")
+    if "\0" in url:
+        raise UrlError(_short(url), "the URL contains a NUL byte")
+    try:
+        parsed = urlparse(url)
+    except ValueError as e:  # "file://[" : an invalid IPv6 host
+        raise UrlError(_short(url), str(e)) from None
     if parsed.scheme == "file":
         return "file://" + os.path.normpath(unquote(parsed.path))
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter would be a Windows drive
@@ -61,33 +81,83 @@ def package_dir_of(manifest: Path) -> Path:
 
 
 class Resolver:
-    def __init__(self) -> None:
+    """``roots``: the package roots (None: any folder, for tools that compile what they are
+    given); nothing under ``excluded`` (the manager's state directory) resolves. ``resolve`` may run in a worker thread; the cache is a dict, safe under the GIL."""
+
+    def __init__(self, roots=None, excluded=()) -> None:
+        self.roots = None if roots is None else tuple(Path(os.path.realpath(r)) for r in roots)
+        self.excluded = tuple(Path(os.path.realpath(r)) for r in excluded)
         self._cache: dict[str, tuple[tuple[int, int], ResolvedComponent]] = {}
 
-    def resolve(self, url: str) -> ResolvedComponent:
-        """Resolve an absolute URL. Raises UrlError (missing file, invalid manifest)."""
-        path = Path(url_path(url))
+    def cached(self, url: str) -> ResolvedComponent | None:
+        """The resolution of ``url`` if it is cached and its file unchanged; no reading."""
+        hit = self._cache.get(url)
+        if hit is None:
+            return None
         try:
-            st = path.stat()
+            key = _identity(os.stat(url_path(url)))
+        except (OSError, ValueError):
+            return None
+        return hit[1] if hit[0] == key else None
+
+    def resolve(self, url: str) -> ResolvedComponent:
+        """Resolve an absolute URL. Raises UrlError (refused, missing file, invalid manifest).
+
+        A cached URL whose file is the same (device, inode, size, mtime) is answered after
+        one stat; anything else is checked in full (a symlink turned elsewhere is another
+        inode), as 100,000 instances of one URL at boot would otherwise cost a realpath each."""
+        hit = self.cached(url)
+        if hit is not None:
+            return hit
+        path = self._checked_path(url)
+        try:
+            key = _identity(path.stat())
         except OSError as e:
-            raise UrlError(url, e.strerror or "cannot read") from None
-        key = (st.st_size, st.st_mtime_ns)
-        cached = self._cache.get(url)
-        if cached and cached[0] == key:
-            return cached[1]
+            raise UrlError(_short(url), e.strerror or "cannot read") from None
         resolved = ResolvedComponent(url, self._load(url, path), package_dir_of(path))
         self._cache[url] = (key, resolved)
         return resolved
 
+    def _checked_path(self, url: str) -> Path:
+        """The real path ``url`` names, if it may be read: a manifest under a root."""
+        text = url_path(url)
+        if "\0" in text:
+            raise UrlError(_short(url), "the URL contains a NUL byte")
+        if not text.endswith(MANIFEST_SUFFIXES):
+            raise UrlError(_short(url), "not a component manifest (a URL names a .cml or .cm file)")
+        try:
+            real = Path(os.path.realpath(text))
+        except (OSError, ValueError) as e:
+            raise UrlError(_short(url), str(e)) from None
+        if self.roots is not None and not within(real, self.roots) or within(real, self.excluded):
+            raise UrlError(_short(url), "outside the package roots (see cm manager run --package-root)")
+        if not real.name.endswith(MANIFEST_SUFFIXES):
+            raise UrlError(_short(url), "not a component manifest (a URL names a .cml or .cm file)")
+        return real
+
     def _load(self, url: str, path: Path) -> ComponentDecl:
         try:
+            data = read_source(path, follow_symlinks=False)
             if path.suffix == ".cm":
-                from ..manifest.codec import load
-                return load(path)
-            from ..manifest.compile import compile_file
-            return compile_file(path)
+                from ..manifest.codec import decode
+                return decode(data, str(path))
+            from ..manifest.compile import compile_text
+            return compile_text(data.decode("utf-8"), str(path), roots=self.roots)
+        except SourceError as e:
+            raise UrlError(_short(url), str(e)) from None
+        except UnicodeDecodeError:
+            raise UrlError(_short(url), "invalid manifest: not UTF-8 text") from None
         except ManifestError as e:
             more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
-            raise UrlError(url, f"invalid manifest: {e.problems[0]}{more}") from None
+            raise UrlError(_short(url), f"invalid manifest: {e.problems[0]}{more}") from None
         except CmError as e:
-            raise UrlError(url, str(e)) from None
+            raise UrlError(_short(url), str(e)) from None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _short(url: str) -> str:
+    """A URL as an error quotes it: a 4 KiB path is not worth repeating in full."""
+    return url if len(url) <= 300 else url[:300] + "..."

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import StartError
+from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .procinfo import identity_of
 from .startup import ENV_STARTUP_FD, SERVING
@@ -91,8 +92,8 @@ class ChildProgram(WatchedProcess):
 async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
     """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
 
-    Environment: the manager's, then ``env_defaults``, then the program's ``env``, then the
-    spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
+    Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``,
+    then the program's ``env``, then the spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
     The fork and exec run in a spawner thread (see ``_SPAWNERS``); the program is watched
     by the running event loop.
 
@@ -103,17 +104,18 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
     """
     if spec.held:
         _check_executable(spec, argv[0])
+    confinement = await isolation.prepare(spec)  # isolation: its uid, Landlock, non-dumpable
     log_fd = _open_log(spec)
     try:
         read_end = _startup_channel(spec)
     except OSError as e:
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
-    env = _environment(spec, env_defaults, read_end)
+    env = _environment(spec, env_defaults, read_end, confinement)
     go_r, go_w = os.pipe() if spec.held else (-1, -1)
     command = [_SHELL, "-c", _HOLD, *argv] if spec.held else list(argv)
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, go_r)
+        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, confinement, go_r)
     try:
         popen, identity = await asyncio.shield(launched)
     except asyncio.CancelledError:
@@ -150,12 +152,13 @@ def _close(fd: int) -> None:
 _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
-def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, go_r: int = -1):
+def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, confinement=None,
+           go_r: int = -1):
     """In a spawner thread: the process and its identity. Closes our copies of the fds
     (``go_r``: a held program's stdin)."""
     try:
-        popen = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=go_r if go_r >= 0 else subprocess.DEVNULL,
+        popen = isolation.popen(
+            confinement, argv, cwd=cwd, env=env, stdin=go_r if go_r >= 0 else subprocess.DEVNULL,
             stdout=log_fd, stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
         )
     finally:
@@ -180,10 +183,10 @@ def _open_log(spec: LaunchSpec) -> int:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
     try:
         try:
-            return os.open(spec.log_path, flags, 0o644)
+            return os.open(spec.log_path, flags, 0o600)
         except FileNotFoundError:  # its folder is gone (or was never made): make it once
-            spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(spec.log_path, flags, 0o644)
+            spec.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return os.open(spec.log_path, flags, 0o600)
     except OSError as e:
         raise StartError(spec.moniker, f"cannot open log {spec.log_path}: {e.strerror}") from None
 
@@ -242,8 +245,11 @@ def _hear_serving(ours: socket.socket, on_serving) -> None:
     loop.add_reader(ours.fileno(), readable)
 
 
-def _environment(spec: LaunchSpec, defaults: Mapping[str, str], startup_fd: int) -> dict[str, str]:
+def _environment(spec: LaunchSpec, defaults: Mapping[str, str], startup_fd: int,
+                 confinement=None) -> dict[str, str]:
     env = dict(os.environ)
+    if confinement is not None and confinement.scratch:
+        env["TMPDIR"] = confinement.scratch  # its own folder (runners/isolation.py); env may differ
     env.update(defaults)
     env.update(spec.program.env)
     env.update(spec.extra_env)

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 
-__all__ = ["ENV_STARTUP_FD", "SERVING", "StartupInfo", "inherited_startup"]
+__all__ = ["ENV_STARTUP_FD", "SERVING", "StartupInfo", "inherited_startup", "make_non_dumpable"]
 
 ENV_STARTUP_FD = "CM_STARTUP_FD"
 SERVING = b"serving"  # what a program writes back on that descriptor once it serves
@@ -65,7 +65,20 @@ def inherited_startup(environ=os.environ) -> tuple[StartupInfo, int]:
         raise RuntimeError(f"not started by a component manager ({ENV_STARTUP_FD} is not set)")
     fd = int(fd_text)
     os.set_inheritable(fd, False)
+    make_non_dumpable()  # before the secrets are in our memory: execve made us dumpable again
     chunks = []
     while chunk := os.read(fd, 65536):
         chunks.append(chunk)
     return StartupInfo.from_json(b"".join(chunks)), fd
+
+
+def make_non_dumpable() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)``: other processes of this uid can no longer open our
+    ``/proc/PID/mem``, ``environ`` or ``fd``, nor ptrace us. ``execve`` resets it. False
+    where it cannot be done (not Linux)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE
+    except (OSError, AttributeError):
+        return False

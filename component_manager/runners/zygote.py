@@ -14,8 +14,8 @@ object per message::
 
     zygote  -> manager  {"ready": PID}                                   once, after the imports
     manager -> zygote   {"launch": N, "module": "m", "args": [...], "cwd": DIR,
-                         "env": {...}, "startup_fd": 7, "held": true}
-                                                             + SCM_RIGHTS [log fd, startup socket]
+                         "env": {...}, "startup_fd": 7,
+                         "confine": {...}, "held": true}     + SCM_RIGHTS [log fd, startup socket]
     manager -> zygote   {"go": P}        a held child may run now (its start is recorded)
     zygote  -> manager  {"launched": N, "pid": P, "start_ticks": T}      + SCM_RIGHTS [pidfd of P]
                      or {"refused": N, "error": "one line"}              (the manager then spawns)
@@ -27,8 +27,10 @@ zygote checks it can run it faithfully (below), hands the request to its *spare*
 forked ahead of time, while idle, that has already left the zygote: own session, signals,
 descriptors) or, if it has none, forks one now; answers the manager with the pid and a
 pidfd; then says "go" to the child, or, for a held launch, waits until the manager says
-``{"go": P}`` (once it has recorded the start durably). Meanwhile the child takes the program's log, startup
-pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard streams; after "go" it runs
+``{"go": P}`` (once it has recorded the start durably). Meanwhile the child takes the
+program's log, startup pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard
+streams, and enters its confinement (``isolation.enter``: its uid, Landlock,
+non-dumpable); after "go" it runs
 ``runpy._run_module_as_main`` and ends as the interpreter would (``zygote_child.py``). A
 child whose zygote dies before "go" exits without running the program, so the manager's
 fallback spawn can never run it twice; and as the zygote exits when the manager's end of its
@@ -82,7 +84,8 @@ import sys
 from . import zygote_child as child
 
 PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "ctypes", "grpc", "grpc.aio",
-           "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas")
+           "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas",
+           "component_manager.runners.isolation", "component_manager.runners.landlock")
 MAX_MESSAGE = 1 << 20
 # Fork the next spare once no request came for this long: soon, because a program that was
 # just started often connects at once to a provider that must start too.
@@ -401,6 +404,7 @@ def _become_program(server: ForkServer, request: dict, fds: list[int], go_r: int
     try:
         child.leave_zygote(server.dispositions, server.control, (go_r, *fds))
         child.take_program(request, fds, request["sys_path"])
+        child.confine(request)  # isolation: its uid, Landlock, non-dumpable; before its code
         go = os.read(go_r, 1)
         os.close(go_r)
     except BaseException as e:  # noqa: BLE001 - the program's log says why
@@ -423,6 +427,7 @@ def _serve_as_spare(server: ForkServer, channel: socket.socket):
             channel = socket.socket(fileno=os.dup(old))
             os.close(old)
         child.take_program(request, fds, request["sys_path"])
+        child.confine(request)  # isolation: its uid, Landlock, non-dumpable; before its code
         go = channel.recv(16)
         channel.close()
     except BaseException as e:  # noqa: BLE001 - the program's log says why

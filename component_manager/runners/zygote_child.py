@@ -27,7 +27,7 @@ import threading
 import time
 import types
 
-__all__ = ["FAILED_SETUP_EXIT", "fail_setup", "leave_zygote", "run_and_exit",
+__all__ = ["FAILED_SETUP_EXIT", "confine", "fail_setup", "leave_zygote", "run_and_exit",
            "take_program"]
 
 FAILED_SETUP_EXIT = 127
@@ -109,6 +109,14 @@ def _stdio(fd: int, mode: str, template, unbuffered: bool):
                               line_buffering=line_buffering, write_through=unbuffered)
     stream.mode = mode
     return stream
+
+
+def confine(request: dict) -> None:
+    """Enter the program's confinement (``runners/isolation.py``): at least non-dumpable, so
+    that no sibling reads its grant key or token from ``/proc/PID/mem``. Raises OSError."""
+    from .isolation import Confinement, enter
+
+    enter(Confinement.from_dict(request.get("confine") or {}))
 
 
 def fail_setup(error: BaseException):

@@ -43,6 +43,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .process import _environment, _open_log, _startup_channel
 from .procinfo import boot_id
@@ -190,7 +191,7 @@ class Zygote:
             log.warning("cannot start the zygote (python programs are spawned): %s", e)
             return
         try:
-            with open(self.log_path, "ab") as log_file:
+            with open(self.log_path, "ab", opener=_owner_only) as log_file:
                 self._process = subprocess.Popen(
                     [sys.executable, "-P", "-m", "component_manager.runners.zygote", str(theirs.fileno())],
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=log_file,
@@ -306,17 +307,18 @@ class Zygote:
         if not self._ready:
             self.start()  # on demand, if it died; a no-op while one is starting
             return None
+        confinement = await isolation.prepare(spec)  # isolation: entered by the child before "go"
         log_fd = _open_log(spec)
         read_end = -1
         try:
             read_end = _startup_channel(spec)
-            env = _environment(spec, env_defaults, read_end)
+            env = _environment(spec, env_defaults, read_end, confinement)
             if startup_variables(env) != self._startup_env:
                 log.debug("%s: sets interpreter start-up variables; spawning it", spec.moniker)
                 return None
             request = {"module": spec.program.module, "args": list(spec.program.args),
                        "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end,
-                       "held": spec.held}
+                       "confine": confinement and confinement.to_dict(), "held": spec.held}
             return await self._request(spec.moniker, request, [log_fd, read_end])
         finally:
             os.close(log_fd)
@@ -351,6 +353,10 @@ class Zygote:
             return None
         finally:
             self._pending.pop(number, None)
+
+
+def _owner_only(path, flags: int) -> int:
+    return os.open(path, flags, 0o600)  # the manager's files are its own (runners/isolation.py)
 
 
 def _close_all(fds: list[int]) -> None:

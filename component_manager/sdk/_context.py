@@ -173,6 +173,7 @@ class ComponentContext:
             pb_grpc.add_LifecycleServicer_to_server(_Lifecycle(self), registrar)
         server.add_insecure_port(self.startup.serve_address)
         await server.start()
+        _let_clients_connect(self.startup.serve_address)
         self._server = server
         if self.startup.idle_timeout_ms > 0:
             self._idle_task = asyncio.create_task(self._watch_idle(), name="cm idle watcher")
@@ -354,6 +355,14 @@ async def run_async(main: Callable[[ComponentContext], Awaitable[None]],
             loop.remove_signal_handler(signal.SIGTERM)
         await ctx.aclose()
     return code
+
+
+def _let_clients_connect(address: str) -> None:
+    """Clients may run under other uids (a manager running as root gives each instance its
+    own): they need write access to the socket. The folder it is in, and the grant checked
+    on every call, keep out everyone else."""
+    if address.startswith("unix:"):
+        os.chmod(address.removeprefix("unix:"), 0o666)
 
 
 def _install_sigterm(loop: asyncio.AbstractEventLoop, ctx: ComponentContext) -> bool:

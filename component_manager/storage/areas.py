@@ -43,7 +43,7 @@ def open_environment(path: Path | str, readonly: bool = False, map_size: int = A
     path = Path(path)
     try:
         return lmdb.open(str(path), map_size=map_size, subdir=True, max_dbs=AREA_MAX_DBS,
-                         readonly=readonly, create=not readonly, lock=True)
+                         readonly=readonly, create=not readonly, lock=True, mode=0o600)
     except lmdb.Error as e:
         raise StorageError("", path.name, f"cannot open {path}: {e}") from None
 
@@ -61,14 +61,16 @@ class StorageAreas:
 
     def create(self, instance_id: str, storage_name: str) -> Path:
         """Make the area (mode 0700) with an empty LMDB environment in it, if it does not
-        exist yet; return its path. Idempotent: an existing area is left untouched."""
+        exist yet; return its path. Idempotent: an existing area is left untouched, never
+        opened here again (it is its program's: the manager, maybe root, must not follow a
+        link the program left in it; the SDK creates a missing environment itself)."""
         path = self.path_for(instance_id, storage_name)
-        if (path / "data.mdb").exists():
-            return path
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            path.mkdir(mode=0o700, exist_ok=True)
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            return path
         except OSError as e:
             raise StorageError(instance_id, storage_name, f"cannot create {path}: {e.strerror or e}") from None
         open_environment(path).close()

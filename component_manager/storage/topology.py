@@ -7,6 +7,7 @@ stop), the programs running right now (so a restarted manager finds them), the l
     instances   moniker string      -> InstanceRecord
     processes   instance id         -> ProcessRecord
     events      8-byte big-endian seq -> JSON event (a ring: the newest EVENT_RING are kept)
+    uids        instance id         -> 4-byte big-endian uid it runs under (``runners/isolation.py``)
     meta        b"schema"           -> schema version
                 b"event_seq"        -> next event sequence number
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
@@ -155,6 +156,13 @@ class Batch:
         key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
+    def put_uid(self, instance_id: str, uid: int) -> None:
+        self._put(instance_id.encode(), uid.to_bytes(4, "big"), self._s._uids)
+
+    def delete_uid(self, instance_id: str) -> None:
+        key, db = instance_id.encode(), self._s._uids
+        self._ops.append(lambda txn: txn.delete(key, db=db))
+
     def append_event(self, event: dict[str, Any]) -> int:
         """Store ``event`` under the next sequence number (1, 2, ...) and return it; trim the
         ring to the newest ``store.event_ring`` events in the same transaction."""
@@ -200,6 +208,7 @@ class TopologyStore:
         self._processes = self._env.open_db(b"processes")
         self._events = self._env.open_db(b"events")
         self._meta = self._env.open_db(b"meta")
+        self._uids = self._env.open_db(b"uids")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
         self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
@@ -210,7 +219,7 @@ class TopologyStore:
         try:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             return lmdb.open(str(self.path), map_size=map_size, subdir=True, max_dbs=8, lock=True,
-                             writemap=False, sync=True, metasync=True, max_readers=256)
+                             writemap=False, sync=True, metasync=True, max_readers=256, mode=0o600)
         except (lmdb.Error, OSError) as e:
             raise StorageError(_OWNER, self.path.name, f"cannot open {self.path}: {e}") from None
 
@@ -401,6 +410,13 @@ class TopologyStore:
                     found[key[len(_TOMB):].decode()] = value.decode()
         return found
 
+    # ---- uids ----------------------------------------------------------------------------
+
+    def all_uids(self) -> dict[str, int]:
+        """Instance id -> the uid its programs run under (when the manager runs as root)."""
+        with self._read() as txn:
+            return {k.decode(): int.from_bytes(v, "big") for k, v in txn.cursor(db=self._uids)}
+
     # ---- events and counters -------------------------------------------------------------
 
     def append_event(self, event: dict[str, Any]) -> int:
@@ -435,7 +451,7 @@ class TopologyStore:
         with self._read() as txn:
             return {name: txn.stat(db)["entries"] for name, db in (
                 ("instances", self._instances), ("processes", self._processes),
-                ("events", self._events), ("meta", self._meta))}
+                ("events", self._events), ("meta", self._meta), ("uids", self._uids))}
 
     def _record(self, cls, key: str, raw: bytes):
         try:

@@ -58,9 +58,10 @@ def cm_executable() -> list[str]:
 
 
 class ManagerProcess:
-    def __init__(self, state_dir: Path, root: str | None = None):
+    def __init__(self, state_dir: Path, root: str | None = None, package_roots=()):
         self.state_dir = Path(state_dir)
         self.root = root
+        self.package_roots = [str(r) for r in package_roots]
         self.process: subprocess.Popen | None = None
 
     # ---- lifecycle of the manager itself ---------------------------------------------------
@@ -71,6 +72,7 @@ class ManagerProcess:
                 "manager", "run", "--ready-fd", str(write_end)]
         if self.root:
             args += ["--root", self.root]
+        args += [f"--package-root={r}" for r in self.package_roots]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / "manager.log", "ab")
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

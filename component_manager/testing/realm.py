@@ -206,6 +206,11 @@ class RealmBuilder:
         self._children[name] = _Child(name, url=url, eager=eager)
         return f"#{name}"
 
+    def _package_roots(self, folder: Path) -> list[Path]:
+        """The realm's folder and the folder of each child's manifest."""
+        urls = [c.url.removeprefix("file://") for c in self._children.values() if c.url]
+        return [folder, *dict.fromkeys(Path(u).parent for u in urls)]
+
     def add_local_child(self, name: str, main: LocalMain, *, uses: Iterable[str] = (),
                         exposes: Iterable[str] = (), eager: bool = False,
                         idle_timeout: str | None = None, stop_timeout: str | None = None,
@@ -310,7 +315,8 @@ class RealmBuilder:
             launcher.mains[TEST_DRIVER] = realm._driver_main
             root = self._write_manifests(folder, launcher)
             await launcher.start()
-            realm.manager = ManagerProcess(folder / "state", root=str(root))
+            realm.manager = ManagerProcess(folder / "state", root=str(root),
+                                           package_roots=self._package_roots(folder))
             await realm._start_manager()
         except BaseException:
             await realm.destroy()

@@ -61,9 +61,12 @@ def test_destroyed_dynamic_child_comes_back_as_a_new_identity(manager_dir):
         assert counts(manager, "/workers:c1") == [1, 2]
         storage = Path(manager.show("/workers:c1")["storage"][0]["path"])
         assert storage.exists()
+        own_folder = manager.state_dir / "run" / first["instance_id"][:16]  # its TMPDIR
+        assert own_folder.is_dir()
 
         manager.cm("destroy", "/workers:c1")
         assert not storage.exists(), "destroy deletes the instance's storage"
+        assert not own_folder.exists(), "and its own folder"
         manager.cm("create", "/workers:c1", "counter/counter.cml")
         second = manager.show("/workers:c1")
         assert second["instance_id"] != first["instance_id"]

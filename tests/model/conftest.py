@@ -27,6 +27,9 @@ class DeclResolver:
             raise UrlError(url, "no such component")
         return ResolvedComponent(url, self.decls[name], self.package_dir)
 
+    def cached(self, url: str) -> ResolvedComponent | None:
+        return self.resolve(url) if url.rsplit("/", 1)[-1] in self.decls else None
+
 
 @pytest.fixture
 def make_model():

@@ -1,12 +1,14 @@
 """A component program that tries to get what was not routed to it. Each attempt prints one
 ``ATTEMPT {json}`` line (what it observed); the exit code is the number that got in."""
 import asyncio
+import json
+import os
 import sys
 from pathlib import Path
 
 import grpc
 
-from attempts import call, report, runtime_connect
+from attempts import call, os_attacks, report, runtime_connect
 from component_manager import sdk
 from component_manager._generated import manager_pb2, manager_pb2_grpc
 
@@ -95,7 +97,21 @@ async def main(ctx: sdk.ComponentContext) -> None:
     _, seen = await runtime_connect(address, info.token, "other_data")
     ok.append(report("connect_unused_storage", seen, "FAILED_PRECONDITION"))
     print("STORAGE " + " ".join(f"{k}={v}" for k, v in sorted(info.storage.items())), flush=True)
+
+    # around the manager: files and processes of others (the test leaves their names here)
+    targets = Path(info.storage["data"]) / "targets.json"
+    if targets.exists():
+        ok.extend(os_attacks(json.loads(targets.read_text())))
+    own = Path(info.storage["data"]) / "own.txt"
+    own.write_text("mine")  # its own storage stays its own to use
+    print(f"OWN storage: {own.read_text()} uid={os.getuid()} dumpable={_dumpable()}", flush=True)
     GOT_IN.append(sum(not refused for refused in ok))
+
+
+def _dumpable() -> int:
+    import ctypes
+
+    return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
 
 
 GOT_IN: list[int] = []
