@@ -134,6 +134,7 @@ def test_tampered_file_reports_fingerprint_mismatch(tmp_path):
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 _cap_names = st.from_regex(r"[a-z][a-z0-9.]{0,12}", fullmatch=True)
+_no_nul = st.characters(exclude_characters="\x00")  # validate refuses a NUL in an argument
 
 
 @st.composite
@@ -153,7 +154,7 @@ def _cml(draw):
     if targets and protocols:
         doc["offer"] = [{"protocol": protocols[0], "from": "self", "to": targets}]
     if draw(st.booleans()):
-        doc["program"] = {"runner": "python", "module": "pkg.mod", "args": draw(st.lists(st.text(max_size=5), max_size=3)),
+        doc["program"] = {"runner": "python", "module": "pkg.mod", "args": draw(st.lists(st.text(_no_nul, max_size=5), max_size=3)),
                           "idle_timeout": f"{draw(st.integers(0, 10**6))}ms"}
     return json.dumps(doc)
 
