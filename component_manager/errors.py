@@ -12,7 +12,10 @@
     ├── InvalidRequest           a well-formed request that makes no sense here
     │                            (destroy a static child, start a destroyed instance)
     ├── StartError               a program could not be started (runner, timeout, config)
-    │   └── StartAborted         a stop came first: nothing failed, try again
+    │   ├── StartAborted         a stop came first: nothing failed, try again
+    │   └── LimitNotEnforceable  one of its limits cannot be enforced on this host
+    ├── ResourceExhausted        a start would exceed the manager's budget, and nothing
+    │                            of lower priority can be evicted to make room
     ├── RouteError               a capability route is broken: carries the hops and where
     ├── DependencyCycle          strong dependencies form a cycle: no stop order exists
     ├── ConfigError              a config value is missing or of the wrong type
@@ -51,11 +54,13 @@ __all__ = [
     "InstanceNotFound",
     "InvalidRequest",
     "InvalidTransition",
+    "LimitNotEnforceable",
     "ManagerAlreadyRunning",
     "ManagerNotRunning",
     "ManifestError",
     "MonikerError",
     "Problem",
+    "ResourceExhausted",
     "RouteError",
     "StartAborted",
     "StartError",
@@ -182,6 +187,25 @@ class StartAborted(StartError):
 
     def __init__(self, moniker: str):
         super().__init__(moniker, "aborted by a stop")
+
+
+class LimitNotEnforceable(StartError):
+    """A declared limit this host cannot enforce: the program is not started without it."""
+
+    def __init__(self, moniker: str, limit: str, why: str):
+        self.limit = limit
+        super().__init__(moniker, f"its {limit} limit cannot be enforced: {why}")
+
+
+class ResourceExhausted(CmError):
+    """A start would exceed the budget (``budget``: "max_running 4" or "memory_budget 1GiB")
+    and no running instance of lower priority is left to evict."""
+
+    def __init__(self, moniker: str, budget: str, detail: str):
+        self.moniker = moniker
+        self.budget = budget
+        self.detail = detail
+        super().__init__(f"cannot start '{moniker}': the manager's budget {budget} is used up ({detail})")
 
 
 class RouteError(CmError):

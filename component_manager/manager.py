@@ -7,11 +7,15 @@ SIGINT (or ``request_shutdown()``): stop every instance in dependency order, the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
 
 Every program gets a cgroup of its own (``runners/cgroups.py``) where the host allows it;
-``CM_CGROUPS=0`` turns that off (programs are then found by their recorded identity).
+``CM_CGROUPS=none`` turns that off (programs are then found by their recorded identity).
 
 The python runner's zygote (``runners/zygote.py``) is started right after the model is
 built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
 ``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
+
+Governing options: ``budget`` (``policy/budget.py``: evict to stay within ``--max-running``
+and ``--memory-budget``) and ``watch`` (``policy/watch.py``: reload when a manifest or a
+program file changes).
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import ManagerAlreadyRunning
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .policy.budget import Budget, BudgetPolicy
+from .policy.watch import PackageWatch
 from .runners import isolation
-from .runners.cgroups import Cgroups, cgroups_enabled, manager_mark
+from .runners import cgroups
+from .runners.limits import clean_groups
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
 
@@ -42,10 +49,12 @@ __all__ = ["Manager"]
 
 class Manager:
     def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
-                 package_roots=None):
+                 package_roots=None, budget: Budget | None = None, watch: bool = False):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
         self.package_roots = package_roots
+        self.budget = budget or Budget()
+        self.watch = watch
         self.use_zygote = zygote_enabled() if zygote is None else zygote
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
@@ -75,29 +84,33 @@ class Manager:
                                component_address=f"unix:{self.state_dir / RUNTIME_SOCKET}",
                                package_roots=self.package_roots)
             isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
-            if cgroups_enabled():
-                self.model.cgroups = Cgroups.open(manager_mark(self.state_dir))
+            self.model.cgroups = cgroups.hierarchy()  # a cgroup per program: actions/tracking.py
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
-            actions.boot(self.model)
+            if self.budget:
+                self.model.pre_start_hooks.append(BudgetPolicy(self.model, self.budget))
+            clean_groups(self.state_dir, end=False)  # a dead manager's frozen programs can die
+            actions.boot(self.model)  # ... here, adopted or ended and recorded; the groups
+            # of what was not adopted are removed there (actions/recover.py)
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
             await actions.start(self.model, self.model.root, START_ROOT)
+            if self.watch:
+                self.model.owner.spawn(PackageWatch(self.model).run(), "package watch")
             if on_ready is not None:
                 on_ready()
             await self._shutdown_requested.wait()
             log.info("shutting down")
             await actions.shutdown(self.model, self.model.root, StopReason.SYSTEM_SHUTDOWN)
             await self.model.close()
-            if self.model.cgroups is not None:
-                self.model.cgroups.close()
         finally:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            clean_groups(self.state_dir)
             isolation.deconfigure()
             for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)

@@ -1,9 +1,11 @@
 """The main job: a manager running the example realm, driven by `cm` as a user would.
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
-and a manager restart, a program adopted by a manager that replaced a killed one, and a
-destroyed dynamic child coming back as a new identity. Every
-line it prints is a real `cm` command and its real output.
+and a manager restart, a program adopted by a manager that replaced a killed one, a
+destroyed dynamic child coming back as a new identity, a paused server whose client waits
+until it is resumed, and a reload that restarts only the component whose manifest changed. Every line it prints is a real `cm` command and its real
+output. The realm is a copy of components/ in the demo's state folder, so that the demo
+can edit a manifest.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from component_manager.testing.process import ManagerProcess  # noqa: E402
 
 STATE = ROOT / ".cm-demo"
+PACKAGE = STATE / "pkg"  # a copy of the example realm's package, edited by the reload step
 
 
 def step(title: str) -> None:
@@ -35,10 +38,33 @@ def run(manager: ManagerProcess, *args: str) -> str:
     return result.stdout
 
 
+def pause_and_reload(manager: ManagerProcess) -> None:
+    step("pause the echo server: its program is frozen (and its idle clock stands still)")
+    run(manager, "start", "/echo_server")
+    run(manager, "pause", "/echo_server")
+    server_pid = manager.show("/echo_server")["pid"]
+    step("edit the counter's manifest (stop_timeout), then reload: only the counter restarts")
+    manifest = PACKAGE / "components" / "counter" / "counter.cml"
+    manifest.write_text(manifest.read_text().replace('ready: "serving",', 'ready: "serving", stop_timeout: "2s",'))
+    print(f"  edited {manifest.relative_to(ROOT)}")
+    run(manager, "reload")
+    run(manager, "show", "/counter")
+    print(f"  /echo_server kept its pid: {manager.show('/echo_server')['pid'] == server_pid}")
+    step("start the client: its connect to the paused server waits; resume: it is answered")
+    with manager.events() as events:
+        run(manager, "start", "/echo_client")
+        events.wait_for(type="capability_requested", moniker="/echo_server")
+        run(manager, "list")
+        run(manager, "resume", "/echo_server")
+        events.wait_for(type="stopped", moniker="/echo_client")
+    run(manager, "logs", "/echo_client")
+
+
 def main() -> int:
     shutil.rmtree(STATE, ignore_errors=True)
-    manager = ManagerProcess(STATE)
-    step(f"start a manager on {STATE.name}/ with the example realm (components/realm.cml)")
+    shutil.copytree(ROOT / "components", PACKAGE / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    manager = ManagerProcess(STATE / "state", root=str(PACKAGE / "components" / "realm.cml"))
+    step(f"start a manager with the example realm (a copy of components/ in {STATE.name}/pkg)")
     manager.start()
     try:
         run(manager, "tree")
@@ -57,6 +83,7 @@ def main() -> int:
         run(manager, "stop", "/counter")
         run(manager, "start", "/counter")
         run(manager, "logs", "/counter")
+        pause_and_reload(manager)
         step("restart the manager (ordered shutdown, then start on the same state)")
         print(f"  manager exited with {manager.terminate()}")
         manager.start()
@@ -73,6 +100,7 @@ def main() -> int:
         step("a dynamic child: create, start, destroy, create again: a new identity, count from 1")
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")
+        run(manager, "restart", "/workers:c1")
         run(manager, "destroy", "/workers:c1")
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rmanager.proto\x12\x14\x63omponent_manager.v1\"\"\n\x0fInstanceRequest\x12\x0f\n\x07moniker\x18\x01 \x01(\t\"\xbf\x01\n\nStopRecord\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06signal\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\nrun_time_s\x18\x05 \x01(\x01\x12\x12\n\nstopped_at\x18\x06 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x08\x42\x0c\n\n_exit_codeB\t\n\x07_signal\"\xd7\x01\n\x0fInstanceSummary\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x17\n\x0f\x65xecution_state\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x12\x18\n\x10last_stop_reason\x18\x08 \x01(\t\x12\x1d\n\x15last_stop_disposition\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\"K\n\x07UseInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0croute_status\x18\x04 \x01(\t\"=\n\x0bStorageInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\">\n\x0b\x43onfigValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nvalue_json\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"D\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ndurability\x18\x02 \x01(\t\x12\x10\n\x08\x63hildren\x18\x03 \x03(\t\"\x87\x04\n\x0fInstanceDetails\x12\x36\n\x07summary\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12\x14\n\x0cstart_reason\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x33\n\tlast_stop\x18\x04 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x15\n\rhas_last_stop\x18\x05 \x01(\x08\x12+\n\x04uses\x18\x06 \x03(\x0b\x32\x1d.component_manager.v1.UseInfo\x12\x0f\n\x07\x65xposes\x18\x07 \x03(\t\x12\x32\n\x07storage\x18\x08 \x03(\x0b\x32!.component_manager.v1.StorageInfo\x12\x31\n\x06\x63onfig\x18\t \x03(\x0b\x32!.component_manager.v1.ConfigValue\x12\x10\n\x08\x63hildren\x18\n \x03(\t\x12\x39\n\x0b\x63ollections\x18\x0b \x03(\x0b\x32$.component_manager.v1.CollectionInfo\x12\x10\n\x08log_path\x18\x0c \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\r \x01(\t\x12\x13\n\x0bpackage_dir\x18\x0e \x01(\t\x12\x10\n\x03uid\x18\x0f \x01(\x03H\x00\x88\x01\x01\x42\x06\n\x04_uid\"Z\n\nStartReply\x12\x37\n\x08instance\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12\x13\n\x0bwas_running\x18\x02 \x01(\x08\"\x89\x01\n\tStopReply\x12\x37\n\x08instance\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12.\n\x04stop\x18\x02 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x13\n\x0bwas_running\x18\x03 \x01(\x08\"4\n\x0c\x44\x65stroyReply\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"n\n\x12\x44\x65leteStorageReply\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x32\n\x07\x64\x65leted\x18\x03 \x03(\x0b\x32!.component_manager.v1.StorageInfo\"b\n\x12\x43reateChildRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05start\x18\x05 \x01(\x08\"G\n\x13\x44\x65stroyChildRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"&\n\x14ListInstancesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"N\n\x12ListInstancesReply\x12\x38\n\tinstances\x18\x01 \x03(\x0b\x32%.component_manager.v1.InstanceSummary\"3\n\x0cRouteRequest\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\"I\n\x08RouteHop\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xa7\x01\n\x0bRouteReport\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x11\n\tdirection\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x16\n\x0esource_moniker\x18\x06 \x01(\t\x12,\n\x04hops\x18\x07 \x03(\x0b\x32\x1e.component_manager.v1.RouteHop\"?\n\nRouteReply\x12\x31\n\x06routes\x18\x01 \x03(\x0b\x32!.component_manager.v1.RouteReport\"\xab\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07moniker\x18\x04 \x01(\t\x12\x13\n\x0binstance_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12.\n\x04stop\x18\x07 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\"Z\n\x10SubscribeRequest\x12\x16\n\x0emoniker_prefix\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x0f\n\x07history\x18\x03 \x01(\x08\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x32\xc8\x03\n\x13LifecycleController\x12W\n\x07Resolve\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceSummary\x12P\n\x05Start\x12%.component_manager.v1.InstanceRequest\x1a .component_manager.v1.StartReply\x12N\n\x04Stop\x12%.component_manager.v1.InstanceRequest\x1a\x1f.component_manager.v1.StopReply\x12T\n\x07\x44\x65stroy\x12%.component_manager.v1.InstanceRequest\x1a\".component_manager.v1.DestroyReply\x12`\n\rDeleteStorage\x12%.component_manager.v1.InstanceRequest\x1a(.component_manager.v1.DeleteStorageReply2\xa7\x02\n\x05Realm\x12^\n\x0b\x43reateChild\x12(.component_manager.v1.CreateChildRequest\x1a%.component_manager.v1.InstanceSummary\x12]\n\x0c\x44\x65stroyChild\x12).component_manager.v1.DestroyChildRequest\x1a\".component_manager.v1.DestroyReply\x12_\n\x0cListChildren\x12%.component_manager.v1.InstanceRequest\x1a(.component_manager.v1.ListInstancesReply2\x9f\x02\n\nRealmQuery\x12\x65\n\rListInstances\x12*.component_manager.v1.ListInstancesRequest\x1a(.component_manager.v1.ListInstancesReply\x12[\n\x0bGetInstance\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceDetails\x12M\n\x05Route\x12\".component_manager.v1.RouteRequest\x1a .component_manager.v1.RouteReply2a\n\x0b\x45ventStream\x12R\n\tSubscribe\x12&.component_manager.v1.SubscribeRequest\x1a\x1b.component_manager.v1.Event0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rmanager.proto\x12\x14\x63omponent_manager.v1\"\"\n\x0fInstanceRequest\x12\x0f\n\x07moniker\x18\x01 \x01(\t\"\xbf\x01\n\nStopRecord\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06signal\x18\x04 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\nrun_time_s\x18\x05 \x01(\x01\x12\x12\n\nstopped_at\x18\x06 \x01(\x01\x12\x0e\n\x06\x64\x65tail\x18\x07 \x01(\t\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\x08\x42\x0c\n\n_exit_codeB\t\n\x07_signal\"\xd7\x01\n\x0fInstanceSummary\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x13\n\x0binstance_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x17\n\x0f\x65xecution_state\x18\x05 \x01(\t\x12\x13\n\x0bincarnation\x18\x06 \x01(\x04\x12\x0b\n\x03pid\x18\x07 \x01(\x05\x12\x18\n\x10last_stop_reason\x18\x08 \x01(\t\x12\x1d\n\x15last_stop_disposition\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\"K\n\x07UseInfo\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0croute_status\x18\x04 \x01(\t\"=\n\x0bStorageInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\">\n\x0b\x43onfigValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\nvalue_json\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"D\n\x0e\x43ollectionInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ndurability\x18\x02 \x01(\t\x12\x10\n\x08\x63hildren\x18\x03 \x03(\t\"\xfb\x04\n\x0fInstanceDetails\x12\x36\n\x07summary\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12\x14\n\x0cstart_reason\x18\x02 \x01(\t\x12\x12\n\nstarted_at\x18\x03 \x01(\x01\x12\x33\n\tlast_stop\x18\x04 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x15\n\rhas_last_stop\x18\x05 \x01(\x08\x12+\n\x04uses\x18\x06 \x03(\x0b\x32\x1d.component_manager.v1.UseInfo\x12\x0f\n\x07\x65xposes\x18\x07 \x03(\t\x12\x32\n\x07storage\x18\x08 \x03(\x0b\x32!.component_manager.v1.StorageInfo\x12\x31\n\x06\x63onfig\x18\t \x03(\x0b\x32!.component_manager.v1.ConfigValue\x12\x10\n\x08\x63hildren\x18\n \x03(\t\x12\x39\n\x0b\x63ollections\x18\x0b \x03(\x0b\x32$.component_manager.v1.CollectionInfo\x12\x10\n\x08log_path\x18\x0c \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\r \x01(\t\x12\x13\n\x0bpackage_dir\x18\x0e \x01(\t\x12\x10\n\x03uid\x18\x0f \x01(\x03H\x00\x88\x01\x01\x12,\n\x06limits\x18\x10 \x01(\x0b\x32\x1c.component_manager.v1.Limits\x12\x32\n\x05usage\x18\x11 \x01(\x0b\x32#.component_manager.v1.ResourceUsage\x12\x10\n\x08priority\x18\x12 \x01(\x05\x42\x06\n\x04_uid\"b\n\x06Limits\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\x0b\n\x03\x63pu\x18\x02 \x01(\x01\x12\x0c\n\x04pids\x18\x03 \x01(\r\x12\x12\n\nopen_files\x18\x04 \x01(\r\x12\x13\n\x0b\x65nforced_by\x18\x05 \x01(\t\"4\n\rResourceUsage\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\r\n\x05\x63pu_s\x18\x02 \x01(\x01\"Z\n\nStartReply\x12\x37\n\x08instance\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12\x13\n\x0bwas_running\x18\x02 \x01(\x08\"\x89\x01\n\tStopReply\x12\x37\n\x08instance\x18\x01 \x01(\x0b\x32%.component_manager.v1.InstanceSummary\x12.\n\x04stop\x18\x02 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x13\n\x0bwas_running\x18\x03 \x01(\x08\"4\n\x0c\x44\x65stroyReply\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\"n\n\x12\x44\x65leteStorageReply\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x32\n\x07\x64\x65leted\x18\x03 \x03(\x0b\x32!.component_manager.v1.StorageInfo\"\x88\x01\n\x0bReloadReply\x12\x11\n\trestarted\x18\x01 \x03(\t\x12\x0f\n\x07updated\x18\x02 \x03(\t\x12\x0f\n\x07\x63reated\x18\x03 \x03(\t\x12\x11\n\tdestroyed\x18\x04 \x03(\t\x12\x11\n\tunchanged\x18\x05 \x03(\t\x12\x0e\n\x06\x66\x61iled\x18\x06 \x03(\t\x12\x0e\n\x06\x65rrors\x18\x07 \x03(\t\"b\n\x12\x43reateChildRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03url\x18\x04 \x01(\t\x12\r\n\x05start\x18\x05 \x01(\x08\"G\n\x13\x44\x65stroyChildRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"&\n\x14ListInstancesRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"N\n\x12ListInstancesReply\x12\x38\n\tinstances\x18\x01 \x03(\x0b\x32%.component_manager.v1.InstanceSummary\"3\n\x0cRouteRequest\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\"I\n\x08RouteHop\x12\x0f\n\x07moniker\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\xa7\x01\n\x0bRouteReport\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x11\n\tdirection\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x16\n\x0esource_moniker\x18\x06 \x01(\t\x12,\n\x04hops\x18\x07 \x03(\x0b\x32\x1e.component_manager.v1.RouteHop\"?\n\nRouteReply\x12\x31\n\x06routes\x18\x01 \x03(\x0b\x32!.component_manager.v1.RouteReport\"\xab\x01\n\x05\x45vent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07moniker\x18\x04 \x01(\t\x12\x13\n\x0binstance_id\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12.\n\x04stop\x18\x07 \x01(\x0b\x32 .component_manager.v1.StopRecord\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\"Z\n\x10SubscribeRequest\x12\x16\n\x0emoniker_prefix\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x0f\n\x07history\x18\x03 \x01(\x08\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x32\x9e\x06\n\x13LifecycleController\x12W\n\x07Resolve\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceSummary\x12P\n\x05Start\x12%.component_manager.v1.InstanceRequest\x1a .component_manager.v1.StartReply\x12N\n\x04Stop\x12%.component_manager.v1.InstanceRequest\x1a\x1f.component_manager.v1.StopReply\x12T\n\x07\x44\x65stroy\x12%.component_manager.v1.InstanceRequest\x1a\".component_manager.v1.DestroyReply\x12`\n\rDeleteStorage\x12%.component_manager.v1.InstanceRequest\x1a(.component_manager.v1.DeleteStorageReply\x12Q\n\x07Restart\x12%.component_manager.v1.InstanceRequest\x1a\x1f.component_manager.v1.StopReply\x12U\n\x05Pause\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceSummary\x12V\n\x06Resume\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceSummary\x12R\n\x06Reload\x12%.component_manager.v1.InstanceRequest\x1a!.component_manager.v1.ReloadReply2\xa7\x02\n\x05Realm\x12^\n\x0b\x43reateChild\x12(.component_manager.v1.CreateChildRequest\x1a%.component_manager.v1.InstanceSummary\x12]\n\x0c\x44\x65stroyChild\x12).component_manager.v1.DestroyChildRequest\x1a\".component_manager.v1.DestroyReply\x12_\n\x0cListChildren\x12%.component_manager.v1.InstanceRequest\x1a(.component_manager.v1.ListInstancesReply2\x9f\x02\n\nRealmQuery\x12\x65\n\rListInstances\x12*.component_manager.v1.ListInstancesRequest\x1a(.component_manager.v1.ListInstancesReply\x12[\n\x0bGetInstance\x12%.component_manager.v1.InstanceRequest\x1a%.component_manager.v1.InstanceDetails\x12M\n\x05Route\x12\".component_manager.v1.RouteRequest\x1a .component_manager.v1.RouteReply2a\n\x0b\x45ventStream\x12R\n\tSubscribe\x12&.component_manager.v1.SubscribeRequest\x1a\x1b.component_manager.v1.Event0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,41 +47,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COLLECTIONINFO']._serialized_start=691
   _globals['_COLLECTIONINFO']._serialized_end=759
   _globals['_INSTANCEDETAILS']._serialized_start=762
-  _globals['_INSTANCEDETAILS']._serialized_end=1281
-  _globals['_STARTREPLY']._serialized_start=1283
-  _globals['_STARTREPLY']._serialized_end=1373
-  _globals['_STOPREPLY']._serialized_start=1376
-  _globals['_STOPREPLY']._serialized_end=1513
-  _globals['_DESTROYREPLY']._serialized_start=1515
-  _globals['_DESTROYREPLY']._serialized_end=1567
-  _globals['_DELETESTORAGEREPLY']._serialized_start=1569
-  _globals['_DELETESTORAGEREPLY']._serialized_end=1679
-  _globals['_CREATECHILDREQUEST']._serialized_start=1681
-  _globals['_CREATECHILDREQUEST']._serialized_end=1779
-  _globals['_DESTROYCHILDREQUEST']._serialized_start=1781
-  _globals['_DESTROYCHILDREQUEST']._serialized_end=1852
-  _globals['_LISTINSTANCESREQUEST']._serialized_start=1854
-  _globals['_LISTINSTANCESREQUEST']._serialized_end=1892
-  _globals['_LISTINSTANCESREPLY']._serialized_start=1894
-  _globals['_LISTINSTANCESREPLY']._serialized_end=1972
-  _globals['_ROUTEREQUEST']._serialized_start=1974
-  _globals['_ROUTEREQUEST']._serialized_end=2025
-  _globals['_ROUTEHOP']._serialized_start=2027
-  _globals['_ROUTEHOP']._serialized_end=2100
-  _globals['_ROUTEREPORT']._serialized_start=2103
-  _globals['_ROUTEREPORT']._serialized_end=2270
-  _globals['_ROUTEREPLY']._serialized_start=2272
-  _globals['_ROUTEREPLY']._serialized_end=2335
-  _globals['_EVENT']._serialized_start=2338
-  _globals['_EVENT']._serialized_end=2509
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=2511
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=2601
-  _globals['_LIFECYCLECONTROLLER']._serialized_start=2604
-  _globals['_LIFECYCLECONTROLLER']._serialized_end=3060
-  _globals['_REALM']._serialized_start=3063
-  _globals['_REALM']._serialized_end=3358
-  _globals['_REALMQUERY']._serialized_start=3361
-  _globals['_REALMQUERY']._serialized_end=3648
-  _globals['_EVENTSTREAM']._serialized_start=3650
-  _globals['_EVENTSTREAM']._serialized_end=3747
+  _globals['_INSTANCEDETAILS']._serialized_end=1397
+  _globals['_LIMITS']._serialized_start=1399
+  _globals['_LIMITS']._serialized_end=1497
+  _globals['_RESOURCEUSAGE']._serialized_start=1499
+  _globals['_RESOURCEUSAGE']._serialized_end=1551
+  _globals['_STARTREPLY']._serialized_start=1553
+  _globals['_STARTREPLY']._serialized_end=1643
+  _globals['_STOPREPLY']._serialized_start=1646
+  _globals['_STOPREPLY']._serialized_end=1783
+  _globals['_DESTROYREPLY']._serialized_start=1785
+  _globals['_DESTROYREPLY']._serialized_end=1837
+  _globals['_DELETESTORAGEREPLY']._serialized_start=1839
+  _globals['_DELETESTORAGEREPLY']._serialized_end=1949
+  _globals['_RELOADREPLY']._serialized_start=1952
+  _globals['_RELOADREPLY']._serialized_end=2088
+  _globals['_CREATECHILDREQUEST']._serialized_start=2090
+  _globals['_CREATECHILDREQUEST']._serialized_end=2188
+  _globals['_DESTROYCHILDREQUEST']._serialized_start=2190
+  _globals['_DESTROYCHILDREQUEST']._serialized_end=2261
+  _globals['_LISTINSTANCESREQUEST']._serialized_start=2263
+  _globals['_LISTINSTANCESREQUEST']._serialized_end=2301
+  _globals['_LISTINSTANCESREPLY']._serialized_start=2303
+  _globals['_LISTINSTANCESREPLY']._serialized_end=2381
+  _globals['_ROUTEREQUEST']._serialized_start=2383
+  _globals['_ROUTEREQUEST']._serialized_end=2434
+  _globals['_ROUTEHOP']._serialized_start=2436
+  _globals['_ROUTEHOP']._serialized_end=2509
+  _globals['_ROUTEREPORT']._serialized_start=2512
+  _globals['_ROUTEREPORT']._serialized_end=2679
+  _globals['_ROUTEREPLY']._serialized_start=2681
+  _globals['_ROUTEREPLY']._serialized_end=2744
+  _globals['_EVENT']._serialized_start=2747
+  _globals['_EVENT']._serialized_end=2918
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=2920
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=3010
+  _globals['_LIFECYCLECONTROLLER']._serialized_start=3013
+  _globals['_LIFECYCLECONTROLLER']._serialized_end=3811
+  _globals['_REALM']._serialized_start=3814
+  _globals['_REALM']._serialized_end=4109
+  _globals['_REALMQUERY']._serialized_start=4112
+  _globals['_REALMQUERY']._serialized_end=4399
+  _globals['_EVENTSTREAM']._serialized_start=4401
+  _globals['_EVENTSTREAM']._serialized_end=4498
 # @@protoc_insertion_point(module_scope)

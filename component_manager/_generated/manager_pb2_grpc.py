@@ -60,6 +60,26 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.DeleteStorageReply.FromString,
                 _registered_method=True)
+        self.Restart = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Restart',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.StopReply.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Pause',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.InstanceSummary.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Resume',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.InstanceSummary.FromString,
+                _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Reload',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.ReloadReply.FromString,
+                _registered_method=True)
 
 
 class LifecycleControllerServicer:
@@ -95,6 +115,34 @@ class LifecycleControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Restart(self, request, context):
+        """Stop (reason requested), then start (reason "restarted by request").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """Freeze / thaw a running program; FAILED_PRECONDITION when it is not running / paused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reload(self, request, context):
+        """Re-read manifests and program files under the moniker (empty: the root).
+        INVALID_ARGUMENT with every problem when a manifest is broken: nothing changes then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +170,26 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.DeleteStorage,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.DeleteStorageReply.SerializeToString,
+            ),
+            'Restart': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restart,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.StopReply.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.InstanceSummary.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.InstanceSummary.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.ReloadReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +327,114 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/DeleteStorage',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.DeleteStorageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Restart',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.StopReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Pause',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.InstanceSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Resume',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.InstanceSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Reload',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.ReloadReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,10 @@ struct Program {
   stopTimeoutMs @9 :UInt64;
   idleTimeoutMs @10 :UInt64;
   memoryLimitBytes @11 :UInt64;
+  cpuLimit @12 :Float64;
+  pidsLimit @13 :UInt32;
+  openFilesLimit @14 :UInt32;
+  priority @15 :Int32;
 }
 
 struct Capability {
@@ -91,11 +95,15 @@ struct Child {
   url @1 :Text;
   startup @2 :Text;
   configOverrides @3 :List(KeyValue);
+  hasPriority @4 :Bool;
+  priority @5 :Int32;
 }
 
 struct Collection {
   name @0 :Text;
   durability @1 :Text;
+  hasPriority @2 :Bool;
+  priority @3 :Int32;
 }
 
 struct ConfigField {

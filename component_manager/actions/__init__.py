@@ -11,6 +11,9 @@ and the model-tier tests call these; nothing else changes state.
     create_child    add a dynamic child
     open_capability route a capability, start its provider, grant the client
     request_stop    a program asks to stop (idle or done)
+    pause / resume  freeze a running program's process group / thaw it
+    restart         stop, then start again
+    reload          re-resolve manifests; restart what changed, keep the rest running
     delete_storage  empty a stopped instance's storage
 """
 
@@ -18,6 +21,9 @@ from .boot import boot
 from .create import create_child
 from .destroy import destroy
 from .open import FRAMEWORK_PROTOCOLS, Opened, open_capability
+from .pause import pause, resume
+from .reload import reload
+from .restart import restart
 from .resolve import RoutingView, resolve, resolve_async, walk_routes
 from .shutdown import shutdown
 from .start import mark_serving, start
@@ -25,5 +31,5 @@ from .stop import request_stop, stop
 from .storage import delete_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
-           "destroy", "mark_serving", "open_capability", "request_stop", "resolve", "resolve_async", "walk_routes", "shutdown",
-           "start", "stop"]
+           "destroy", "mark_serving", "open_capability", "pause", "reload", "request_stop", "resolve",
+           "resolve_async", "restart", "resume", "shutdown", "start", "stop", "walk_routes"]

@@ -21,7 +21,7 @@ __all__ = ["ActionContext", "ResolverLike"]
 
 
 class ResolverLike(Protocol):
-    def resolve(self, url: str) -> ResolvedComponent: ...
+    def resolve(self, url: str, fresh: bool = False) -> ResolvedComponent: ...
 
     def cached(self, url: str) -> ResolvedComponent | None: ...
 
@@ -40,8 +40,9 @@ class ActionContext(Protocol):
     component_address: str  # where programs reach ComponentRuntime
     framework_address: str  # where routed framework protocols are served
     framework_key: bytes
-    mark: str  # this manager's mark (its programs' environment and cgroups carry it)
-    cgroups: object | None  # runners.cgroups.Cgroups, where the host allows them
+    mark: str  # this manager's mark (its programs' environment carries it)
+    cgroups: object | None  # runners.cgroups' Hierarchy, where the host allows cgroups
+    cgroup_tag: str  # this manager's folder of cgroups in it
     pre_start_hooks: list
     post_stop_hooks: list
 

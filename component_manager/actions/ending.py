@@ -14,6 +14,7 @@ code or signal and the run time.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -28,6 +29,7 @@ from ..model.states import State, transition
 from ..routing.shutdown import realm_shutdown_order
 from . import tracking
 from .context import ActionContext
+from .pause import thaw
 
 log = logging.getLogger("component_manager.actions")
 
@@ -39,13 +41,15 @@ LIFECYCLE_SERVICE = "component_manager.runtime.v1.Lifecycle"
 EndChildren = Callable[[list, StopReason], Awaitable]
 
 
-async def walk(ctx: ActionContext, inst, reason: StopReason, end_children: EndChildren) -> StopRecord | None:
+async def walk(ctx: ActionContext, inst, reason: StopReason, end_children: EndChildren,
+               detail: str = "") -> StopRecord | None:
     """End ``inst``'s realm in shutdown order: ``end_children(children, reason)`` for each
     group of children, its own program for "self". The record of its own stop, or None if
     it was not running."""
     record = None
     for stage in _stages(inst):
-        results = await asyncio.gather(*(_end_node(ctx, inst, node, reason, end_children) for node in stage))
+        results = await asyncio.gather(*(_end_node(ctx, inst, node, reason, end_children, detail)
+                                         for node in stage))
         record = next((r for node, r in zip(stage, results) if node == "self"), record)
     return record
 
@@ -56,9 +60,10 @@ def _stages(inst) -> list[list[str]]:
     return realm_shutdown_order(inst.decl, present)
 
 
-async def _end_node(ctx: ActionContext, inst, node: str, reason: StopReason, end_children: EndChildren):
+async def _end_node(ctx: ActionContext, inst, node: str, reason: StopReason, end_children: EndChildren,
+                    detail: str = ""):
     if node == "self":
-        return await _stop_self(ctx, inst, reason)
+        return await _stop_self(ctx, inst, reason, detail)
     children = [c for c in list(inst.children.values()) if (c.collection or c.moniker.leaf.name) == node]
     await end_children(children, reason.for_children())
     return None
@@ -72,14 +77,18 @@ async def run_post_stop_hooks(ctx: ActionContext, inst, record: StopRecord | Non
             log.exception("post_stop hook failed for %s", inst.moniker)
 
 
-async def _stop_self(ctx: ActionContext, inst, reason: StopReason) -> StopRecord | None:
+async def _stop_self(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
     run = inst.run
     if run is None:
         return None
     run.stopping = True
+    if run.paused:
+        thaw(inst, run)  # a frozen program cannot hear OnStop or end; its waiters go on
     record = None
     if run.program is not None:
         record = await _end_program(inst, run, reason)
+        if detail:
+            record = dataclasses.replace(record, detail=detail)
         await tracking.clear(ctx, inst)
     ctx.tokens.pop(run.token, None)
     inst.run = None

@@ -29,6 +29,7 @@ from ..model.action_set import ActionKind
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
+from .pause import wait_resumed
 from .resolve import walk_routes
 from .start import start
 
@@ -101,6 +102,8 @@ async def _running(ctx: ActionContext, provider, reason: str):
 
     A connect that joined a start in flight which then failed also gets one start of its
     own: it arrived while the program was (re)starting, as a connect during a stop does."""
+    if provider.run is not None and provider.run.paused:
+        await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
     if provider.run is not None and provider.actions.idle:  # running, nothing in flight:
         return provider.run  # no action
     joined = provider.actions.in_flight(ActionKind.START)

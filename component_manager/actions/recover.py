@@ -27,6 +27,7 @@ from ..model.states import State, transition
 from ..runners import procinfo
 from ..runners.adopted import AdoptedProgram
 from ..runners.base import ProcessIdentity
+from . import tracking
 from .context import ActionContext
 from .resolve import resolve
 from .start import watch_exit
@@ -113,24 +114,24 @@ def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:
 
 
 def _kill_cgroup(ctx: ActionContext, instance_id: str) -> int:
-    groups = ctx.cgroups
-    if groups is None:
+    group = tracking.group_of(ctx, instance_id)
+    if group is None:
         return 0
-    killed = groups.kill_all(instance_id)
-    groups.remove(instance_id)
+    killed = tracking.empty(group)
+    tracking.remove(group)
     return killed
 
 
 def _sweep_cgroups(ctx: ActionContext, adopted: set[str]) -> None:
     """Kill whatever is in a cgroup of this manager that no adopted program owns."""
-    groups = ctx.cgroups
-    if groups is None:
+    if ctx.cgroups is None:
         return
-    for key in groups.keys():
-        if key not in adopted:
-            killed = _kill_cgroup(ctx, key)
+    for group in ctx.cgroups.groups(ctx.cgroup_tag):
+        name = next(iter(group.dirs.values())).name
+        if name not in adopted:
+            killed = _kill_cgroup(ctx, name)
             if killed:
-                log.warning("killed %d unrecorded process(es) of instance %s", killed, key)
+                log.warning("killed %d unrecorded process(es) of instance %s", killed, name)
 
 
 def _sweep_marked(ctx: ActionContext, adopted: set[str]) -> None:

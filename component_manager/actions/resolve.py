@@ -21,7 +21,7 @@ from ..model.states import State, transition
 from ..moniker import Moniker
 from .context import ActionContext
 
-__all__ = ["RoutingView", "fetch", "resolve", "resolve_async", "walk_routes"]
+__all__ = ["RoutingView", "fetch", "resolve", "resolve_async", "take_manifest", "walk_routes"]
 
 
 async def fetch(ctx: ActionContext, url: str):
@@ -49,6 +49,16 @@ def resolve(ctx: ActionContext, inst, records: dict | None = None) -> None:
     inst.package_dir = resolved.package_dir
     transition(inst, State.RESOLVED)  # unresolved -> resolved
     _add_static_children(ctx, inst, records)
+    ctx.events.publish("resolved", inst, detail=resolved.decl.fingerprint)
+
+
+def take_manifest(ctx: ActionContext, inst, resolved) -> None:
+    """Give a resolved ``inst`` the manifest of ``resolved`` (a reload found it changed)
+    and add the static children it newly declares. The caller has stopped the program if
+    it ran, and removed the children the new manifest no longer has."""
+    inst.decl = resolved.decl
+    inst.package_dir = resolved.package_dir
+    _add_static_children(ctx, inst, None)
     ctx.events.publish("resolved", inst, detail=resolved.decl.fingerprint)
 
 

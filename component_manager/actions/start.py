@@ -33,6 +33,7 @@ from ..model.states import State, transition
 from ..routing.route import route_use
 from ..runners import get_runner, procinfo
 from ..runners.base import LaunchSpec
+from ..runners.files import files_stamp
 from ..runners.startup import StartupInfo
 from . import tracking
 from .context import ActionContext
@@ -106,6 +107,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,
               start_reason=reason)
     run.config = {key: value for key, (value, _source) in config.items()}
+    run.files_stamp = files_stamp(program, inst.package_dir)  # a reload compares it
     run.serving = asyncio.get_running_loop().create_future()
     startup = StartupInfo(
         moniker=str(inst.moniker), instance_id=inst.instance_id,
@@ -195,10 +197,19 @@ async def watch_exit(ctx: ActionContext, inst, run: Run) -> None:
         return
     unknown = status.exit_code is None and status.signal is None  # its end was seen, not how
     reason = StopReason.CRASHED if status.signal or unknown else StopReason.EXITED
+    over = limit_verdict(run.program)
+    if over:
+        reason = StopReason.RESOURCE_LIMIT
     try:
-        await stop(ctx, inst, reason)
+        await stop(ctx, inst, reason, detail=over)
     except CmError as e:
         log.warning("recording the end of %s: %s", inst.moniker, e)
+
+
+def limit_verdict(program) -> str:
+    """Which limit the ended ``program`` went over, with the value seen; "" if none."""
+    limits = getattr(program, "limits", None)
+    return limits.verdict() if limits is not None else ""
 
 
 def _start_eager_children(ctx: ActionContext, inst) -> None:

@@ -24,15 +24,17 @@ from .ending import run_post_stop_hooks, walk
 __all__ = ["request_stop", "stop"]
 
 
-async def stop(ctx: ActionContext, inst, reason: StopReason) -> StopRecord | None:
-    """Stop ``inst``. Returns the stop record, or None if it was not running."""
-    return await inst.actions.register(ActionKind.STOP, lambda: _stop(ctx, inst, reason))
+async def stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
+    """Stop ``inst``; ``detail`` goes on its stop record. Returns the stop record, or None
+    if it was not running."""
+    return await inst.actions.register(ActionKind.STOP, lambda: _stop(ctx, inst, reason, detail))
 
 
-async def _stop(ctx: ActionContext, inst, reason: StopReason) -> StopRecord | None:
+async def _stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
     if inst.state in (State.SHUTDOWN, State.DESTROYED):
         return None
-    record = await walk(ctx, inst, reason, lambda children, why: _stop_children(ctx, children, why))
+    record = await walk(ctx, inst, reason, lambda children, why: _stop_children(ctx, children, why),
+                        detail)
     if record is not None:
         transient = [c for c in list(inst.children.values()) if c.durability == "transient"]
         await asyncio.gather(*(destroy(ctx, c) for c in transient), return_exceptions=True)

@@ -13,7 +13,9 @@ from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
 from ..errors import RouteError
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
+from ..policy.budget import priority_of
 from ..routing.report import plan_reports
+from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
 from ..runners import isolation
 from .status import reports_errors
@@ -66,6 +68,7 @@ def details(model, inst) -> pb.InstanceDetails:
         return reply
     reply.fingerprint = decl.fingerprint
     reply.package_dir = str(inst.package_dir or "")
+    _limits_and_usage(reply, inst)
     reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
     reply.exposes.extend(f"{e.kind} {e.target_name}" for e in decl.exposes)
     reply.storage.extend(storage_infos(model, inst))
@@ -77,6 +80,33 @@ def details(model, inst) -> pb.InstanceDetails:
         reply.collections.append(pb.CollectionInfo(name=coll.name, durability=coll.durability,
                                                    children=members))
     return reply
+
+
+def _limits_and_usage(reply: pb.InstanceDetails, inst) -> None:
+    program = inst.decl.program
+    if program is None:
+        return
+    reply.priority = priority_of(inst)
+    limits = Limits.of(program)
+    enforcement = getattr(inst.run.program, "limits", None) if inst.run is not None else None
+    if limits:
+        reply.limits.CopyFrom(pb.Limits(memory_bytes=limits.memory, cpu=limits.cpu, pids=limits.pids,
+                                        open_files=limits.open_files, enforced_by=_enforced_by(enforcement)))
+    if inst.run is not None and inst.run.program is not None and inst.run.program.identity is not None:
+        try:
+            used = enforcement.usage() if enforcement is not None else usage_of(inst.run.pid)
+        except OSError:
+            used = {"memory_bytes": 0, "cpu_s": 0.0}
+        reply.usage.CopyFrom(pb.ResourceUsage(**used))
+
+
+def _enforced_by(enforcement) -> str:
+    """How its limits hold while it runs ("" when it does not run)."""
+    if enforcement is None:
+        return ""
+    if enforcement.group is not None:
+        return f"cgroup {enforcement.group.version}"
+    return "watch" if enforcement.limits.memory else "rlimit"
 
 
 def _use_info(model, inst, use) -> pb.UseInfo:
@@ -137,6 +167,33 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
         inst = self.model.find(request.moniker)
         await actions.destroy(self.model, inst)
         return pb.DestroyReply(moniker=str(inst.moniker), instance_id=inst.instance_id)
+
+    @reports_errors
+    async def Restart(self, request, context):
+        inst = self.model.find(request.moniker)
+        record = await actions.restart(self.model, inst)
+        reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
+        if record is not None:
+            reply.stop.CopyFrom(stop_record(record))
+        return reply
+
+    @reports_errors
+    async def Pause(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.pause(self.model, inst)
+        return summary(inst)
+
+    @reports_errors
+    async def Resume(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.resume(self.model, inst)
+        return summary(inst)
+
+    @reports_errors
+    async def Reload(self, request, context):
+        inst = self.model.find(request.moniker) if request.moniker else self.model.root
+        report = await actions.reload(self.model, inst)
+        return pb.ReloadReply(**vars(report))
 
     @reports_errors
     async def DeleteStorage(self, request, context):

@@ -3,7 +3,7 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["config_dict", "event_dict", "show_dict", "stop_dict", "summary_dict"]
+__all__ = ["config_dict", "event_dict", "limits_dict", "show_dict", "stop_dict", "summary_dict"]
 
 
 def summary_dict(s) -> dict:
@@ -32,7 +32,17 @@ def show_dict(d) -> dict:
         "log_path": d.log_path,
         "fingerprint": d.fingerprint,
         "uid": d.uid if d.HasField("uid") else None,
+        "priority": d.priority,
+        "limits": limits_dict(d.limits) if d.HasField("limits") else None,
+        "usage": ({"memory_bytes": d.usage.memory_bytes, "cpu_s": d.usage.cpu_s}
+                  if d.HasField("usage") else None),
     }
+
+
+def limits_dict(limits) -> dict:
+    """Declared limits (0: none) and how they are enforced while it runs."""
+    return {"memory_bytes": limits.memory_bytes, "cpu": limits.cpu, "pids": limits.pids,
+            "open_files": limits.open_files, "enforced_by": limits.enforced_by or None}
 
 
 def config_dict(values) -> dict:

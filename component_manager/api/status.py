@@ -33,6 +33,8 @@ CODES: dict[type, grpc.StatusCode] = {
     e.InvalidRequest: C.FAILED_PRECONDITION,
     e.StartError: C.FAILED_PRECONDITION,
     e.StartAborted: C.ABORTED,  # nothing failed: try again
+    e.LimitNotEnforceable: C.FAILED_PRECONDITION,
+    e.ResourceExhausted: C.RESOURCE_EXHAUSTED,
     e.ConfigError: C.FAILED_PRECONDITION,
     e.RouteError: C.FAILED_PRECONDITION,
     e.DependencyCycle: C.FAILED_PRECONDITION,  # the manifests' strong dependencies form a cycle

@@ -60,9 +60,34 @@ def _register_manager(sub) -> None:
                      help="a folder component URLs may resolve under, besides the root "
                           "manifest's folder (repeatable)")
     run.add_argument("--detach", action="store_true", help="run in the background; pid in STATE_DIR/manager.pid")
+    run.add_argument("--max-running", type=_count, default=0, metavar="N",
+                     help="budget: at most N programs run at once (lower priority ones are evicted)")
+    run.add_argument("--memory-budget", type=_size, default=0, metavar="SIZE",
+                     help="budget: the memory running programs are charged, e.g. 512MiB")
+    run.add_argument("--watch", action="store_true",
+                     help="reload when a manifest or program file of the realm changes")
     run.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
     run.set_defaults(handler=_manager_run, normal_exit=True)
+
+
+def _count(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of programs, 1 or more, not {text!r}")
+    return int(text)
+
+
+def _size(text: str) -> int:
+    import argparse
+
+    from ..manifest.schema import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _client(args):
@@ -92,8 +117,11 @@ def _manager_run(args) -> int:
     from ..model.resolver import absolute_url
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..policy.budget import Budget
+
     roots = [Path(r).resolve() for r in args.package_root] or None
-    manager = Manager(Path(args.state_dir), absolute_url(root), package_roots=roots)
+    manager = Manager(Path(args.state_dir), absolute_url(root), package_roots=roots,
+                      budget=Budget(args.max_running, args.memory_budget), watch=args.watch)
 
     def ready():
         print(f"component manager serving at {manager.state_dir} (root {absolute_url(root)})", flush=True)
@@ -113,7 +141,7 @@ def _detach(args, root: str) -> int:
         child = subprocess.Popen(
             [sys.executable, "-m", "component_manager.cli.main", "--state-dir", str(state_dir),
              "manager", "run", "--root", root, "--ready-fd", str(write_end),
-             *(f"--package-root={Path(r).resolve()}" for r in args.package_root)],
+             *(f"--package-root={Path(r).resolve()}" for r in args.package_root), *_governing(args)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_end,),
             start_new_session=True)
     os.close(write_end)
@@ -125,6 +153,13 @@ def _detach(args, root: str) -> int:
         return EXIT_ERROR
     print(f"manager running at {state_dir}, pid {child.pid}")
     return 0
+
+
+def _governing(args) -> list[str]:
+    """The options of `manager run` that a detached manager must get too."""
+    flags = [f"--max-running={args.max_running}"] if args.max_running else []
+    flags += [f"--memory-budget={args.memory_budget}"] if args.memory_budget else []
+    return flags + (["--watch"] if args.watch else [])
 
 
 # ---- actions -------------------------------------------------------------------------------

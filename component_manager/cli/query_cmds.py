@@ -159,6 +159,7 @@ def format_show(info: dict) -> str:
         lines.append(f"{'Last stop':<16}{ls['reason']}, {ls['disposition']}"
                      f"{', ' + code if code else ''}, ran {ls['run_time_s']:.2f}s"
                      f"{' (' + ls['detail'] + ')' if ls['detail'] else ''}")
+    lines += _limit_lines(info)
     for use in info["uses"]:
         lines.append(f"{'Uses':<16}{use['kind']} {use['name']} from {use['source'] or '?'} [{use['route']}]")
     for expose in info["exposes"]:
@@ -172,6 +173,26 @@ def format_show(info: dict) -> str:
     for coll in info["collections"]:
         lines.append(f"{'Collection':<16}{coll['name']} ({coll['durability']}, {len(coll['children'])} children)")
     return "\n".join(lines)
+
+
+def _limit_lines(info: dict) -> list[str]:
+    from .output import format_size
+
+    lines = []
+    limits = info.get("limits")
+    if limits:
+        parts = [f"memory {format_size(limits['memory_bytes'])}" if limits["memory_bytes"] else "",
+                 f"cpu {limits['cpu']:g}" if limits["cpu"] else "",
+                 f"pids {limits['pids']}" if limits["pids"] else "",
+                 f"open_files {limits['open_files']}" if limits["open_files"] else ""]
+        how = f" (enforced by {limits['enforced_by']})" if limits["enforced_by"] else ""
+        lines.append(f"{'Limits':<16}{', '.join(p for p in parts if p)}{how}")
+    if info.get("usage"):
+        used = info["usage"]
+        lines.append(f"{'Usage':<16}memory {format_size(used['memory_bytes'])}, cpu time {used['cpu_s']:.2f}s")
+    if info.get("priority"):
+        lines.append(f"{'Priority':<16}{info['priority']}")
+    return lines
 
 
 def _logs(args) -> int:

@@ -90,6 +90,8 @@ def _set_program(b, p: ProgramDecl) -> None:
     b.stopEvent, b.ready = p.stop_event, p.ready
     b.startTimeoutMs, b.stopTimeoutMs = p.start_timeout_ms, p.stop_timeout_ms
     b.idleTimeoutMs, b.memoryLimitBytes = p.idle_timeout_ms, p.memory_limit_bytes
+    b.cpuLimit, b.pidsLimit, b.openFilesLimit = p.cpu_limit, p.pids_limit, p.open_files_limit
+    b.priority = p.priority
 
 
 def _set_capability(b, c: CapabilityDecl) -> None:
@@ -116,10 +118,17 @@ def _set_expose(b, e: ExposeDecl) -> None:
 def _set_child(b, c: ChildDecl) -> None:
     b.name, b.url, b.startup = c.name, c.url, c.startup
     _set_pairs(b, "configOverrides", c.config_overrides, as_json=True)
+    _set_priority(b, c.priority)
 
 
 def _set_collection(b, c: CollectionDecl) -> None:
     b.name, b.durability = c.name, c.durability
+    _set_priority(b, c.priority)
+
+
+def _set_priority(b, priority: int | None) -> None:
+    if priority is not None:
+        b.hasPriority, b.priority = True, priority
 
 
 def _set_config_field(b, f: ConfigFieldDecl) -> None:
@@ -220,7 +229,7 @@ _M = _fields(_Manifest, "hasProgram", "program", "capabilities", "uses", "offers
              "children", "collections", "config")
 _PROGRAM = _fields(_SCHEMA.Program, "runner", "module", "binary", "entry", "args", "env",
                    "stopEvent", "ready", "startTimeoutMs", "stopTimeoutMs", "idleTimeoutMs",
-                   "memoryLimitBytes")
+                   "memoryLimitBytes", "cpuLimit", "pidsLimit", "openFilesLimit", "priority")
 _CAP = _fields(_SCHEMA.Capability, "kind", "name", "path", "type", "value")
 _USE = _fields(_SCHEMA.Use, "kind", "sourceName", "source", "sourceChild", "targetName", "path",
                "key", "availability", "dependency")
@@ -228,8 +237,8 @@ _OFFER = _fields(_SCHEMA.Offer, "kind", "sourceName", "source", "target", "targe
                  "sourceChild", "targetName", "availability", "dependency")
 _EXPOSE = _fields(_SCHEMA.Expose, "kind", "sourceName", "source", "sourceChild", "targetName",
                   "availability")
-_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides")
-_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability")
+_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "hasPriority", "priority")
+_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "hasPriority", "priority")
 _CONFIG = _fields(_SCHEMA.ConfigField, "key", "type", "elementType", "maxSize", "maxCount",
                   "default", "mutability")
 _KV = _fields(_SCHEMA.KeyValue, "key", "value")
@@ -254,9 +263,16 @@ def _capability(r) -> CapabilityDecl:
 
 def _child(r) -> ChildDecl:
     get = r._get_by_field
-    name, url, startup, overrides = _CHILD
+    name, url, startup, overrides, has_priority, priority = _CHILD
     pairs = _pairs(get(overrides), _value) if r._has_by_field(overrides) else ()
-    return ChildDecl(get(name), get(url), get(startup), pairs)
+    return ChildDecl(get(name), get(url), get(startup), pairs,
+                     get(priority) if get(has_priority) else None)
+
+
+def _read_collection(r) -> CollectionDecl:
+    get = r._get_by_field
+    name, durability, has_priority, priority = _COLLECTION
+    return CollectionDecl(get(name), get(durability), get(priority) if get(has_priority) else None)
 
 
 def _config_field(r) -> ConfigFieldDecl:
@@ -284,7 +300,7 @@ def _reader(fields, cls):
 
 
 _read_use, _read_offer = _reader(_USE, UseDecl), _reader(_OFFER, OfferDecl)
-_read_expose, _read_collection = _reader(_EXPOSE, ExposeDecl), _reader(_COLLECTION, CollectionDecl)
+_read_expose = _reader(_EXPOSE, ExposeDecl)
 
 
 def _read_manifest(m, fingerprint: str) -> ComponentDecl:

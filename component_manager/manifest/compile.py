@@ -56,7 +56,7 @@ def normalize(c: Checked) -> ComponentDecl:
         offers=tuple(o for _, entry in c.entries("offer") for o in _offers(entry, children)),
         exposes=tuple(e for _, entry in c.entries("expose") for e in _exposes(entry)),
         children=tuple(_child(entry) for _, entry in c.entries("children")),
-        collections=tuple(CollectionDecl(e.name, e.durability) for _, e in c.entries("collections")),
+        collections=tuple(CollectionDecl(e.name, e.durability, e.priority) for _, e in c.entries("collections")),
         config=tuple(_config_field(key, f) for key, f in sorted(c.config, key=lambda kv: kv[0])),
     )
 
@@ -89,8 +89,18 @@ def _program(p: schema.Program, capabilities) -> ProgramDecl:
         start_timeout_ms=_ms(p.start_timeout, d.start_timeout_ms),
         stop_timeout_ms=_ms(p.stop_timeout, d.stop_timeout_ms),
         idle_timeout_ms=_ms(p.idle_timeout, d.idle_timeout_ms),
-        memory_limit_bytes=schema.parse_size(p.memory_limit) if p.memory_limit else 0,
+        memory_limit_bytes=_memory_limit(p),
+        cpu_limit=float(p.limits.cpu or 0) if p.limits else 0.0,
+        pids_limit=(p.limits.pids or 0) if p.limits else 0,
+        open_files_limit=(p.limits.open_files or 0) if p.limits else 0,
+        priority=p.priority,
     )
+
+
+def _memory_limit(p: schema.Program) -> int:
+    """``limits.memory``, or its older spelling ``memory_limit`` (validate refuses both)."""
+    text = (p.limits.memory if p.limits else None) or p.memory_limit
+    return schema.parse_size(text) if text else 0
 
 
 def _ms(text: str | None, default: int) -> int:
@@ -136,7 +146,8 @@ def _exposes(entry: schema.Expose):
 
 def _child(entry: schema.Child) -> ChildDecl:
     overrides = tuple((k, freeze(v)) for k, v in sorted(entry.config.items()))
-    return ChildDecl(name=entry.name, url=entry.url, startup=entry.startup, config_overrides=overrides)
+    return ChildDecl(name=entry.name, url=entry.url, startup=entry.startup, config_overrides=overrides,
+                     priority=entry.priority)
 
 
 def _config_field(key: str, f: schema.ConfigField) -> ConfigFieldDecl:

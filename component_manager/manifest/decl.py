@@ -47,7 +47,9 @@ class ProgramDecl:
     ``ready``: "serving" waits for the program to report serving through the SDK (the default
     when the component declares a protocol capability); "spawned" counts the program as
     started once its process exists (for programs that never talk to the manager).
-    ``idle_timeout_ms`` 0 means never stop for idleness.
+    ``idle_timeout_ms`` 0 means never stop for idleness. Limits (0: none): memory in bytes
+    (``limits.memory`` or ``memory_limit``), cpu in cores, pids, open files. ``priority``:
+    higher is more urgent; eviction under a budget takes the lowest first.
     """
 
     runner: str
@@ -62,6 +64,10 @@ class ProgramDecl:
     stop_timeout_ms: int = 5_000
     idle_timeout_ms: int = 0
     memory_limit_bytes: int = 0  # 0: no limit
+    cpu_limit: float = 0.0
+    pids_limit: int = 0
+    open_files_limit: int = 0
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +154,14 @@ class ChildDecl:
     url: str
     startup: Literal["lazy", "eager"] = "lazy"
     config_overrides: tuple[tuple[str, object], ...] = ()
+    priority: int | None = None  # overrides the child's program.priority
 
 
 @dataclass(frozen=True, slots=True)
 class CollectionDecl:
     name: str
     durability: Literal["transient", "persistent", "single_run"] = "transient"
+    priority: int | None = None  # overrides its children's program.priority
 
 
 @dataclass(frozen=True, slots=True)

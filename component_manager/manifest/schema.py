@@ -8,8 +8,11 @@ These models say what each key may hold; ``validate`` runs them one section entr
 
 This project's lifecycle settings live under ``program`` next to Fuchsia's keys:
 ``start_timeout``, ``stop_timeout``, ``idle_timeout`` (durations: "250ms", "5s", "1m", "2h",
-or a sum such as "1m30s"), ``ready`` ("serving" or "spawned") and ``memory_limit``
-("256MiB", "1GiB", "4096").
+or a sum such as "1m30s"), ``ready`` ("serving" or "spawned"), ``limits`` (``memory``:
+a size such as "256MiB", "1GiB" or "4096"; ``cpu``: cores, e.g. 0.5; ``pids``; ``open_files``),
+``memory_limit`` (the older spelling of ``limits.memory``) and ``priority`` (an integer;
+higher is more urgent, eviction takes the lowest first; a ``children`` or ``collections``
+entry may override it).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = [
-    "Capability", "Child", "Collection", "ConfigElement", "ConfigField", "Expose", "Lifecycle",
+    "Capability", "Child", "Collection", "ConfigElement", "ConfigField", "Expose", "Lifecycle", "Limits",
     "Offer", "Program", "Use", "KINDS", "TOP_LEVEL_KEYS", "UNSUPPORTED_KEYS",
     "parse_duration", "parse_size",
 ]
@@ -105,6 +108,25 @@ class Lifecycle(_Model):
     stop_event: Literal["notify", "none"] = "none"
 
 
+class Limits(_Model):
+    """``program.limits``: enforced by the kernel while the program runs."""
+
+    memory: str | None = None
+    cpu: float | None = Field(None, gt=0, le=4096)
+    pids: int | None = Field(None, ge=1, le=4_194_304)
+    open_files: int | None = Field(None, ge=16, le=1 << 20)
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is not None and parse_size(value) < 1 << 20:
+            raise ValueError(f"memory limit {value!r} is below 1MiB: no program runs in that")
+        return value
+
+
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+
+
 class Program(_Model):
     """``program``: how to run it. ``runner`` decides which of module/binary/entry is needed."""
 
@@ -120,6 +142,8 @@ class Program(_Model):
     idle_timeout: str | None = None
     ready: Literal["serving", "spawned"] | None = None
     memory_limit: str | None = None
+    limits: Limits | None = None
+    priority: Priority = 0
 
     @field_validator("start_timeout", "stop_timeout", "idle_timeout")
     @classmethod
@@ -190,11 +214,13 @@ class Child(_Model):
     url: str = Field(min_length=1)
     startup: Literal["lazy", "eager"] = "lazy"
     config: dict[str, Any] = {}
+    priority: Priority | None = None
 
 
 class Collection(_Model):
     name: str
     durability: Literal["transient", "persistent", "single_run"] = "transient"
+    priority: Priority | None = None
 
 
 class ConfigField(_Model):

@@ -262,6 +262,18 @@ class _Cross:
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"package.module:function\"")
         if p.runner == "local" and p.entry and not _LOCAL_ENTRY.fullmatch(p.entry):
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"unix:/path/to/socket#name\"")
+        self.limits(p)
+
+    def limits(self, p) -> None:
+        """Limits are kernel limits on a process: the in-process runners cannot have them."""
+        limited = p.memory_limit is not None or (p.limits is not None and p.limits.model_fields_set)
+        if limited and p.runner in ("inproc", "local"):
+            key = "limits" if p.limits is not None else "memory_limit"
+            self.add(("program", key), f"the {p.runner} runner runs inside another process; "
+                     "limits need the python or process runner")
+        if p.memory_limit is not None and p.limits is not None and p.limits.memory is not None:
+            self.add(("program", "memory_limit"), "set limits.memory or memory_limit, not both "
+                     "(memory_limit is the older spelling)")
 
     # config schema
 

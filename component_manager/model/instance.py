@@ -44,7 +44,10 @@ class Run:
     config: dict = field(default_factory=dict)
     last_connect: float = 0.0  # monotonic time of the last Connect answered to this provider
     stopping: bool = False
-    paused: bool = False
+    paused: bool = False  # set only by states.set_execution
+    frozen_by: str = ""  # how a pause froze it: "cgroup" (the freezer) or "signal" (SIGSTOP)
+    resumed: asyncio.Event | None = None  # set when a pause ends; connects wait on it, in order
+    files_stamp: tuple = ()  # its program files as launched (runners/files.py), for reload
 
     @property
     def pid(self) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InstanceNotFound
 from ..moniker import Moniker, parse
-from ..runners.cgroups import manager_mark
+from ..runners.limits import tag_of
 from ..runners.isolation import own_folder
 from ..storage.areas import StorageAreas
 from ..storage.topology import TopologyStore
@@ -58,8 +58,9 @@ class Model:
         self.creating: set[str] = set()  # monikers of dynamic children whose create commits
         self.framework_address = ""  # where routed control protocols are served (api/server.py)
         self.framework_key = b""  # grants for them are made with this key
-        self.mark = manager_mark(self.state_dir)  # names this manager's programs and cgroups
-        self.cgroups = None  # runners.cgroups.Cgroups when the manager has them (set by it)
+        self.mark = tag_of(self.log_dir)  # in its programs' environment: CM_INSTANCE_MARK
+        self.cgroups = None  # runners.cgroups' Hierarchy when the manager has one (set by it)
+        self.cgroup_tag = tag_of(self.log_dir)  # names this manager's folder of cgroups
         self.pre_start_hooks: list = []
         self.post_stop_hooks: list = []
         self.root: Instance | None = None

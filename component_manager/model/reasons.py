@@ -120,6 +120,8 @@ START_REQUESTED = "requested via the API (cm start)"
 START_EAGER = "eager child of a started parent"
 START_ROOT = "the root starts with the manager"
 START_SINGLE_RUN = "created in a single_run collection"
+START_RESTARTED = "restarted by request"
+START_PACKAGE_UPDATED = "restarted on the updated package"
 
 
 def capability_start_reason(client: str, capability: str) -> str:

@@ -100,21 +100,26 @@ class Resolver:
             return None
         return hit[1] if hit[0] == key else None
 
-    def resolve(self, url: str) -> ResolvedComponent:
+    def resolve(self, url: str, fresh: bool = False) -> ResolvedComponent:
         """Resolve an absolute URL. Raises UrlError (refused, missing file, invalid manifest).
 
         A cached URL whose file is the same (device, inode, size, mtime) is answered after
         one stat; anything else is checked in full (a symlink turned elsewhere is another
-        inode), as 100,000 instances of one URL at boot would otherwise cost a realpath each."""
-        hit = self.cached(url)
+        inode), as 100,000 instances of one URL at boot would otherwise cost a realpath each.
+        ``fresh`` reads the file all the same: one rewritten within a tick of the file
+        system's clock keeps its size and mtime, and a reload must not trust that."""
+        hit = None if fresh else self.cached(url)
         if hit is not None:
             return hit
+        previous = self._cache.get(url)
         path = self._checked_path(url)
         try:
             key = _identity(path.stat())
         except OSError as e:
             raise UrlError(_short(url), e.strerror or "cannot read") from None
         resolved = ResolvedComponent(url, self._load(url, path), package_dir_of(path))
+        if previous is not None and _same(previous[1], resolved):
+            resolved = previous[1]  # unchanged: its instances keep sharing one ComponentDecl
         self._cache[url] = (key, resolved)
         return resolved
 
@@ -149,9 +154,15 @@ class Resolver:
             raise UrlError(_short(url), "invalid manifest: not UTF-8 text") from None
         except ManifestError as e:
             more = f" (and {len(e.problems) - 1} more)" if len(e.problems) > 1 else ""
-            raise UrlError(_short(url), f"invalid manifest: {e.problems[0]}{more}") from None
+            error = UrlError(_short(url), f"invalid manifest: {e.problems[0]}{more}")
+            error.problems = e.problems  # every one, for a reload's report
+            raise error from None
         except CmError as e:
             raise UrlError(_short(url), str(e)) from None
+
+
+def _same(a: ResolvedComponent, b: ResolvedComponent) -> bool:
+    return a.decl.fingerprint == b.decl.fingerprint and a.package_dir == b.package_dir
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:

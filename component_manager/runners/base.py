@@ -71,6 +71,7 @@ class Program(Protocol):
 
     pid: int
     identity: ProcessIdentity | None
+    limits: object  # limits.Enforcement, or None (no limits, or an in-process program)
 
     async def wait(self) -> ExitStatus:
         """Wait until the program has ended; safe to call many times and concurrently."""
@@ -99,6 +100,7 @@ class WatchedProcess:
 
     pid: int
     _done: asyncio.Future
+    limits = None  # a limits.Enforcement when the program runs under limits
 
     async def wait(self) -> ExitStatus:
         """The exit status; any number of waiters, and a cancelled waiter cancels nothing."""

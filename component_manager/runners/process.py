@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..errors import StartError
+from ..errors import LimitNotEnforceable, StartError
 from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
 from .procinfo import identity_of
@@ -40,11 +40,11 @@ __all__ = ["ChildProgram", "ProcessRunner", "spawn"]
 class ChildProgram(WatchedProcess):
     """A program we spawned (we are its parent, so we reap it). Implements ``base.Program``."""
 
-    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None, go_fd: int = -1):
+    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None, go_fd: int | None = None):
         self.pid = popen.pid
         self.identity = identity
         self._popen = popen
-        self._go_fd = go_fd  # held: the write end of its stdin, where it waits for "go"
+        self._go_fd = -1 if go_fd is None else go_fd  # held: the write end of its stdin gate
         self._done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._done.add_done_callback(lambda _f: self._close_go())
         self._watch()
@@ -89,8 +89,10 @@ class ChildProgram(WatchedProcess):
             pass
 
 
-async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {}) -> ChildProgram:
-    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket.
+async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str, str] = {},
+                enforcement=None) -> ChildProgram:
+    """Start ``argv`` for ``spec``: own session, log appended, startup info on a socket;
+    under ``enforcement`` (``limits.py``), joined to its cgroup before it runs.
 
     Environment: the manager's, then ``TMPDIR`` (its own folder), then ``env_defaults``,
     then the program's ``env``, then the spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
@@ -100,7 +102,9 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
     Held (``spec.held``): ``/bin/sh`` runs first and waits on its stdin, a pipe, for "go"
     (``ChildProgram.release``), then execs the program in place (same pid, same identity)
     with stdin on ``/dev/null``. If the manager dies first, the pipe reads EOF and the shell
-    exits 127 without running the program. This costs one small exec (~1 ms).
+    exits without running the program. This costs one small exec (~1 ms). A limited program
+    already waits at such a gate (``limits.wrap``) until it is in its cgroup: held, that one
+    gate is opened by ``release()`` instead, once it is in its cgroup.
     """
     if spec.held:
         _check_executable(spec, argv[0])
@@ -112,20 +116,33 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end, confinement)
-    go_r, go_w = os.pipe() if spec.held else (-1, -1)
-    command = [_SHELL, "-c", _HOLD, *argv] if spec.held else list(argv)
+    gated = spec.held or enforcement is not None
+    gate_r, gate_w = os.pipe2(os.O_CLOEXEC) if gated else (None, None)
+    command = list(argv)
+    if enforcement is not None:
+        command = enforcement.wrap(command)  # its gate is the hold too
+    elif spec.held:
+        command = [_SHELL, "-c", _HOLD, *command]
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, confinement, go_r)
+        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, confinement, gate_r)
     try:
         popen, identity = await asyncio.shield(launched)
+        if enforcement is not None:
+            _let_in(spec, popen, enforcement, None if spec.held else gate_w)
     except asyncio.CancelledError:
-        _close(go_w)  # it exits without running the program, if it was spawned
+        _close(gate_w)  # at its gate, it reads EOF and never runs
         launched.add_done_callback(_kill_unowned)  # the start was aborted meanwhile
         raise
     except OSError as e:
-        _close(go_w)
+        _close(gate_w)
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    return ChildProgram(popen, identity, go_w)
+    except BaseException:
+        _close(gate_w)
+        raise
+    if not spec.held:
+        _close(gate_w)  # said "go" already, if there was a gate
+        gate_w = None
+    return with_limits(ChildProgram(popen, identity, gate_w), enforcement)
 
 
 _SHELL = "/bin/sh"
@@ -141,9 +158,33 @@ def _check_executable(spec: LaunchSpec, executable: str) -> None:
         raise StartError(spec.moniker, f"cannot run {executable}: {error}")
 
 
-def _close(fd: int) -> None:
-    if fd >= 0:
+def _close(fd: int | None) -> None:
+    if fd is not None and fd >= 0:
         os.close(fd)
+
+
+def _let_in(spec: LaunchSpec, popen, enforcement, gate_w: int | None) -> None:
+    """Put the spawned program, waiting at its gate (``limits.wrap``), into its cgroup, then
+    (``gate_w``: not held) let it exec. We do it, as root: the program may already run under
+    its own uid and Landlock (isolation.py), which cannot reach the cgroup files."""
+    try:
+        enforcement.join(popen.pid)
+        if gate_w is not None:
+            os.write(gate_w, _GO)
+    except OSError as e:
+        os.killpg(popen.pid, signal.SIGKILL)
+        _SPAWNERS.submit(popen.wait)
+        raise LimitNotEnforceable(spec.moniker, "memory" if enforcement.limits.memory else "cpu",
+                                  f"cannot put it in its cgroup: {e.strerror or e}") from None
+
+
+def with_limits(program, enforcement):
+    """``program``, watched under ``enforcement`` (None: no limits)."""
+    if enforcement is not None:
+        program.limits = enforcement
+        enforcement.attach(program.pid)
+        program._done.add_done_callback(lambda done: enforcement.verdict(done.result()))  # frees its cgroup
+    return program
 
 
 # vfork + exec blocks the calling thread until the child has exec'd (most of a spawn's
@@ -153,18 +194,20 @@ _SPAWNERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cm-spawn")
 
 
 def _popen(argv: list[str], cwd, env: dict[str, str], log_fd: int, read_end: int, confinement=None,
-           go_r: int = -1):
-    """In a spawner thread: the process and its identity. Closes our copies of the fds
-    (``go_r``: a held program's stdin)."""
+           gate: int | None = None):
+    """In a spawner thread: the process and its identity. Closes our copies of the fds.
+    ``gate``: the read end of a pipe on its stdin (a limited program waits there, see
+    ``limits.wrap``); else stdin is /dev/null."""
     try:
         popen = isolation.popen(
-            confinement, argv, cwd=cwd, env=env, stdin=go_r if go_r >= 0 else subprocess.DEVNULL,
+            confinement, argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL if gate is None else gate,
             stdout=log_fd, stderr=log_fd, pass_fds=(read_end,), start_new_session=True,
         )
     finally:
         os.close(log_fd)
         os.close(read_end)
-        _close(go_r)
+        if gate is not None:
+            os.close(gate)
     return popen, _identity(popen.pid)
 
 
@@ -283,4 +326,12 @@ class ProcessRunner:
     name = "process"
 
     async def launch(self, spec: LaunchSpec) -> ChildProgram:
-        return await spawn(spec, [resolve_binary(spec), *spec.program.args])
+        argv = [resolve_binary(spec), *spec.program.args]
+        return await spawn(spec, argv, enforcement=limits_for(spec))
+
+
+def limits_for(spec: LaunchSpec):
+    """The Enforcement of ``spec``'s limits, or None. Raises LimitNotEnforceable."""
+    from .limits import prepare, tag_of
+
+    return prepare(spec.moniker, spec.instance_id, spec.program, tag_of(spec.log_path.parent))

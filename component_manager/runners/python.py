@@ -32,7 +32,7 @@ from pathlib import Path
 from ..errors import StartError
 from . import get_runner
 from .base import LaunchSpec, Program
-from .process import spawn
+from .process import limits_for, spawn
 from .zygote_client import Zygote
 
 __all__ = ["PythonRunner", "start_zygote", "stop_zygote"]
@@ -48,12 +48,13 @@ class PythonRunner:
         if not spec.program.module:
             raise StartError(spec.moniker, "the python runner needs program.module")
         env_defaults = _python_env(str(spec.package_dir))
+        enforcement = limits_for(spec)
         if self.zygote is not None:
-            program = await self.zygote.launch(spec, env_defaults)
+            program = await self.zygote.launch(spec, env_defaults, enforcement)
             if program is not None:
                 return program
         argv = [sys.executable, "-m", spec.program.module, *spec.program.args]
-        return await spawn(spec, argv, env_defaults)
+        return await spawn(spec, argv, env_defaults, enforcement)
 
 
 def start_zygote(log_path: Path):

@@ -70,10 +70,25 @@ def take_program(request: dict, fds: list[int], child_path: list[str]) -> None:
         os.set_inheritable(startup_fd, True)
     for fd in {log_fd, startup_socket} - {0, 1, 2, startup_fd}:
         os.close(fd)
+    join_limits(request.get("limits"))
     os.chdir(request["cwd"])
     _replace_environment(request["env"])
     time.tzset()
     _set_up_interpreter(request, child_path)
+
+
+def join_limits(limits: dict | None) -> None:
+    """Join the program's cgroup and set its rlimits (``runners/limits.py``), before any of
+    its code runs: nothing it does or forks escapes them."""
+    if not limits:
+        return
+    import resource
+
+    for path in limits.get("cgroup_procs", ()):
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+    for res, soft, hard in limits.get("rlimits", ()):
+        resource.setrlimit(res, (soft, hard))
 
 
 def _replace_environment(env: dict[str, str]) -> None:

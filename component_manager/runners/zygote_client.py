@@ -45,7 +45,7 @@ from pathlib import Path
 
 from . import isolation
 from .base import ExitStatus, LaunchSpec, ProcessIdentity, WatchedProcess
-from .process import _environment, _open_log, _startup_channel
+from .process import _environment, _open_log, _startup_channel, with_limits
 from .procinfo import boot_id
 from .zygote import received_fds
 
@@ -300,8 +300,9 @@ class Zygote:
 
     # ---- launching ---------------------------------------------------------------------------
 
-    async def launch(self, spec: LaunchSpec, env_defaults) -> ZygoteProgram | None:
+    async def launch(self, spec: LaunchSpec, env_defaults, enforcement=None) -> ZygoteProgram | None:
         """Fork ``spec``'s module from the zygote; None if the caller must spawn it instead.
+        Under ``enforcement`` the child joins its cgroup and sets its rlimits before it runs.
 
         Raises StartError only as ``process.spawn`` would (the log cannot be opened)."""
         if not self._ready:
@@ -319,7 +320,10 @@ class Zygote:
             request = {"module": spec.program.module, "args": list(spec.program.args),
                        "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end,
                        "confine": confinement and confinement.to_dict(), "held": spec.held}
-            return await self._request(spec.moniker, request, [log_fd, read_end])
+            if enforcement is not None:
+                request["limits"] = enforcement.for_zygote()
+            program = await self._request(spec.moniker, request, [log_fd, read_end])
+            return with_limits(program, enforcement) if program is not None else None
         finally:
             os.close(log_fd)
             if read_end >= 0:

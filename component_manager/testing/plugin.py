@@ -45,10 +45,10 @@ except ImportError:  # pragma: no cover - the fixture then needs pytest-asyncio 
 def cm_manager_factory():
     made: list[tuple[ManagerProcess, Path]] = []
 
-    def make(root: str | None = None) -> ManagerProcess:
+    def make(root: str | None = None, args: tuple[str, ...] = (), env: dict | None = None) -> ManagerProcess:
         # A short path: Unix socket paths hold 108 bytes, pytest's tmp_path can be longer.
         folder = Path(tempfile.mkdtemp(prefix="cm-"))
-        manager = ManagerProcess(folder / "state", root=root)
+        manager = ManagerProcess(folder / "state", root=root, args=args, env=env)
         made.append((manager, folder))
         return manager.start()
 

@@ -35,7 +35,8 @@ from ..api.messages import event_dict
 from ..cli.client import CHANNEL_OPTIONS
 from ..runners import procinfo
 from ..runners.base import ProcessIdentity
-from ..runners.cgroups import Cgroups, manager_mark
+from ..runners import cgroups
+from ..runners.limits import tag_of
 from ..storage.topology import TopologyStore
 
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
@@ -58,10 +59,13 @@ def cm_executable() -> list[str]:
 
 
 class ManagerProcess:
-    def __init__(self, state_dir: Path, root: str | None = None, package_roots=()):
+    def __init__(self, state_dir: Path, root: str | None = None, package_roots=(),
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None):
         self.state_dir = Path(state_dir)
         self.root = root
         self.package_roots = [str(r) for r in package_roots]
+        self.args = tuple(args)  # more options of `cm manager run`, e.g. ("--max-running", "2")
+        self.env = env  # more environment variables for the manager
         self.process: subprocess.Popen | None = None
 
     # ---- lifecycle of the manager itself ---------------------------------------------------
@@ -73,10 +77,12 @@ class ManagerProcess:
         if self.root:
             args += ["--root", self.root]
         args += [f"--package-root={r}" for r in self.package_roots]
+        args += self.args
         self.state_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.state_dir / "manager.log", "ab")
+        env = {**os.environ, **self.env} if self.env else None
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        pass_fds=(write_end,), start_new_session=True)
+                                        pass_fds=(write_end,), start_new_session=True, env=env)
         log.close()
         os.close(write_end)
         try:
@@ -251,12 +257,10 @@ def kill_leftover_programs(state_dir: Path) -> int:
 
 def _kill_cgroups(state_dir: Path) -> int:
     """Kill the programs in the cgroups of the manager of ``state_dir``; remove them."""
-    groups = Cgroups.open(manager_mark(state_dir)) if state_dir.exists() else None
-    if groups is None:
+    hier = cgroups.hierarchy()
+    if hier is None or not state_dir.exists():
         return 0
-    killed = 0
-    for key in groups.keys():
-        killed += groups.kill_all(key)
-        groups.remove(key)
-    groups.close()
+    tag = tag_of(state_dir.resolve() / "logs")
+    killed = sum(len(group.pids()) for group in hier.groups(tag))
+    hier.clean(tag)
     return killed

@@ -102,7 +102,7 @@ def test_a_kill9_during_a_destroy_finishes_it_at_recovery(manager_dir, monkeypat
         assert Path(manager.show("/workers:c1")["log_path"]).read_text().count("count=") == 1
 
 
-@pytest.mark.parametrize("cgroups", ["1", "0"])
+@pytest.mark.parametrize("cgroups", ["", "none"])
 def test_what_cannot_be_adopted_is_stopped_with_all_it_spawned(manager_dir, monkeypatch, cgroups):
     """Recovery finds a program's processes by cgroup, group, session and mark, never only
     by the recorded pid: here a child it spawned into a session of its own."""

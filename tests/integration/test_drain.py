@@ -49,8 +49,8 @@ def test_connects_joined_to_a_start_that_a_stop_aborts_start_it_again(manager_di
     the connects start it again, and every one of them, and its call, succeeds."""
     with ManagerProcess(manager_dir, root=REALM) as manager, manager.events() as events:
         manager.cm("start", "/connects")
-        events.wait_for(type="capability_requested", moniker="/slow_start")
-        manager.cm("stop", "/slow_start")
+        events.wait_for(type="capability_requested", moniker="/late")
+        manager.cm("stop", "/late")
         stopped = events.wait_for(type="stopped", moniker="/connects", timeout=60)
         log = Path(manager.show("/connects")["log_path"]).read_text()
         assert "connects=200/200 calls_ok=200/200" in log, log[-500:]

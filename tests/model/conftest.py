@@ -19,7 +19,7 @@ class DeclResolver:
         self.decls = decls
         self.package_dir = package_dir
 
-    def resolve(self, url: str) -> ResolvedComponent:
+    def resolve(self, url: str, fresh: bool = False) -> ResolvedComponent:
         from component_manager.errors import UrlError
 
         name = url.rsplit("/", 1)[-1]

@@ -16,13 +16,14 @@ PACKAGE = Path(component_manager.__file__).parent
 
 # layer -> the layers it must not import
 FORBIDDEN = {
-    "model": {"actions", "api", "cli", "testing", "sdk", "manager"},
-    "routing": {"model", "actions", "api", "cli", "testing", "sdk", "manager"},
-    "actions": {"api", "cli", "testing", "sdk", "manager"},
+    "model": {"actions", "api", "cli", "testing", "sdk", "manager", "policy"},
+    "routing": {"model", "actions", "api", "cli", "testing", "sdk", "manager", "policy"},
+    "actions": {"api", "cli", "testing", "sdk", "manager", "policy"},
+    "policy": {"api", "cli", "testing", "sdk", "manager"},
     "api": {"cli", "testing", "sdk", "manager"},
-    "manifest": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "storage", "manager"},
-    "storage": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "manager"},
-    "runners": {"model", "actions", "routing", "api", "cli", "testing", "manager"},
+    "manifest": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "storage", "manager", "policy"},
+    "storage": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "manager", "policy"},
+    "runners": {"model", "actions", "routing", "api", "cli", "testing", "manager", "policy"},
 }
 
 
