@@ -126,12 +126,13 @@ def _sweep_cgroups(ctx: ActionContext, adopted: set[str]) -> None:
     """Kill whatever is in a cgroup of this manager that no adopted program owns."""
     if ctx.cgroups is None:
         return
+    owned = {tracking.group_name(instance_id) for instance_id in adopted}
     for group in ctx.cgroups.groups(ctx.cgroup_tag):
-        name = next(iter(group.dirs.values())).name
-        if name not in adopted:
-            killed = _kill_cgroup(ctx, name)
+        if next(iter(group.dirs.values())).name not in owned:
+            killed = tracking.empty(group)
+            tracking.remove(group)
             if killed:
-                log.warning("killed %d unrecorded process(es) of instance %s", killed, name)
+                log.warning("killed %d unrecorded process(es) of this manager", killed)
 
 
 def _sweep_marked(ctx: ActionContext, adopted: set[str]) -> None:

@@ -17,9 +17,14 @@ from .context import ActionContext
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["clear", "empty", "group_of", "join", "remove"]
+__all__ = ["clear", "empty", "group_name", "group_of", "join", "remove"]
 
 EMPTY_TIMEOUT_S = 5.0
+
+
+def group_name(instance_id: str) -> str:
+    """The cgroup folder's name: the id's first 16 characters, as ``limits.py`` names it."""
+    return instance_id[:16]
 
 
 def group_of(ctx: ActionContext, instance_id: str):
@@ -27,7 +32,8 @@ def group_of(ctx: ActionContext, instance_id: str):
     hier = ctx.cgroups
     if hier is None:
         return None
-    return hier.group_class({c: base / f"cm-{ctx.cgroup_tag}" / instance_id for c, base in hier.bases.items()})
+    name = group_name(instance_id)
+    return hier.group_class({c: base / f"cm-{ctx.cgroup_tag}" / name for c, base in hier.bases.items()})
 
 
 def join(ctx: ActionContext, inst, program) -> str:
@@ -39,7 +45,7 @@ def join(ctx: ActionContext, inst, program) -> str:
     if limits is not None and getattr(limits, "group", None) is not None:
         return str(next(iter(limits.group.dirs.values())))  # in its limits' cgroup already
     try:
-        group = hier.make_group(inst.instance_id, ctx.cgroup_tag)
+        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag)
         for path in group.procs_paths:
             with open(path, "w") as f:
                 f.write(str(program.pid))
