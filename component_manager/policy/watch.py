@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from watchfiles import awatch
+
 from .. import actions
 from ..errors import CmError
 from ..model.resolver import url_path
@@ -42,8 +44,6 @@ class PackageWatch:
         self.reloads = 0
 
     async def run(self) -> None:
-        from watchfiles import awatch
-
         while True:
             files = watched_files(self.model)
             folders = sorted({str(Path(f).parent) for f in files if Path(f).parent.is_dir()})
