@@ -7,8 +7,8 @@
   committed before the program was allowed to run (``start.py``), whose identity (pid,
   start time, boot id) names the process, and whose group and session name what it spawned;
   and the mark in the environment of every program and all it executes (``procinfo.marked``).
-  A recorded program that still runs, of an instance that still exists and resolves, is
-  **adopted**: same pid, same token, grant key and serve address (kept in the record), so
+  A recorded program that was released and still runs, of an instance that still exists
+  and resolves, is **adopted**: same pid, same token, grant key and serve address (kept in the record), so
   its clients are undisturbed; its end is watched by pidfd and recorded like any other.
   Everything else is killed (its whole group, session and cgroup) and its stop recorded:
   a program without a record, of a destroyed instance, or of an older record format.
@@ -90,8 +90,9 @@ def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:
     """Take over a program that still runs; False if it cannot be (then it is stopped)."""
     info = record.run
     decl = inst.decl
-    if not info or inst.state is not State.RESOLVED or decl is None or decl.program is None:
-        return False
+    if not info or not info.get("released") or inst.state is not State.RESOLVED \
+            or decl is None or decl.program is None:
+        return False  # not released: it is held, and exits on its own as its manager is gone
     try:
         asyncio.get_running_loop()
     except RuntimeError:

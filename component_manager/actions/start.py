@@ -140,10 +140,13 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str) 
     """Intent before effect: the held program joins its cgroup, its process record (how to
     find it, what adopting it needs) is committed, and only then may it run."""
     cgroup = tracking.join(ctx, inst, run.program)
-    await ctx.store_start(inst, reason, run.pid, run.program.identity, run.started_at,
-                          _run_info(run, reason, cgroup))
+    info = _run_info(run, reason, cgroup)
+    identity = run.program.identity
+    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info)
     crash_point("start.recorded")
     run.program.release()
+    if identity is not None:
+        ctx.note_released(inst, identity, run.started_at, info)
     crash_point("start.released")
 
 

@@ -186,6 +186,14 @@ class Model:
         later manager find it. The caller publishes ``started`` once it is ready."""
         return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at, run_info))
 
+    def note_released(self, inst: Instance, identity, started_at: float, run_info: dict) -> None:
+        """Note, lazily, that the program was released (``run_info["released"]``): only a
+        released program is adopted after a restart. Lost in a crash, it costs an adoption
+        (the program is stopped instead), never a second copy."""
+        batch = self.store.new_batch()
+        persist.save_process(batch, inst, identity, started_at, {**run_info, "released": True})
+        self.store.commit_lazily(batch).add_done_callback(_ignore_outcome)
+
     def _start_batch(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
                      run_info: dict | None = None):
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
@@ -194,3 +202,8 @@ class Model:
         if identity is not None:
             persist.save_process(batch, inst, identity, started_at, run_info)
         return batch
+
+
+def _ignore_outcome(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed lazy note only costs an adoption after a crash

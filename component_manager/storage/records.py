@@ -79,7 +79,8 @@ class ProcessRecord:
 
     It is committed before the program may run (``actions/start.py``), and ``run`` holds
     what a restarted manager needs to adopt it rather than kill it: ``{"token", "grant_key"
-    (hex), "serve_address", "reason", "config", "cgroup"}``. These are secrets of the run;
+    (hex), "serve_address", "reason", "config", "cgroup", "released"}``: "released" is noted
+    (lazily) once the program was let run; only then is it adopted. These are secrets of the run;
     the store is the manager's alone. A version-1 record (no ``run``) is read with ``run``
     empty: its program cannot be adopted, only stopped.
     """
