@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 REALM = str(Path(__file__).parent / "components" / "drain_realm.cml")
 CHURN_LIMIT_S = 120
-CHURN_UPTIME_S = 0.2  # how long the provider runs between a start and the next stop
+CHURN_UPTIME_S = 0.5  # how long the provider runs between a start and the next stop
 
 
 def wait_for_line(path: Path, text: str, timeout: float = 60.0) -> str:
