@@ -4,6 +4,7 @@ and time ``supervisorctl status`` / ``circusctl status``. Prints one JSON object
 
     .peers-venv/bin/python peers_driver.py supervisor N REPS WORKDIR SLEEP
     .peers-venv/bin/python peers_driver.py circus N REPS WORKDIR SLEEP
+    .peers-venv/bin/python peers_driver.py supervisor_crash REPS WORKDIR PROGRAM...
 
 supervisor: ``startAllProcesses(wait=True)`` over XML-RPC with ``startsecs=0`` (returns once
 every program is RUNNING) and ``stopAllProcesses(wait=True)``. circus: ``start`` each watcher by name
@@ -93,6 +94,50 @@ def supervisor(n: int, reps: int, work: Path, sleep: str) -> dict:
         _end(daemon)
 
 
+def supervisor_crash(reps: int, work: Path, argv: list[str]) -> dict:
+    """``autorestart=true``: SIGSEGV the program, time until supervisord has it RUNNING
+    again (a new pid; ``startsecs=0``, so RUNNING means spawned), REPS times."""
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    sock = work / "svc.sock"
+    conf = work / "supervisord-crash.conf"
+    conf.write_text("\n".join([
+        "[unix_http_server]", f"file={sock}", "",
+        "[supervisord]", f"logfile={work}/supervisord-crash.log", f"pidfile={work}/supervisord-crash.pid",
+        f"childlogdir={work}", "nodaemon=true", "loglevel=warn", "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[program:target]", f"command={' '.join(argv)}", "autostart=true", "autorestart=true",
+        "startsecs=0", "startretries=1000", f"directory={os.getcwd()}", "",
+    ]))
+    daemon = subprocess.Popen([str(BIN / "supervisord"), "-c", str(conf)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proxy = None
+
+        def info():
+            nonlocal proxy
+            proxy = xmlrpc.client.ServerProxy("http://127.0.0.1",
+                                              transport=SupervisorTransport(None, None, f"unix://{sock}"))
+            return proxy.supervisor.getProcessInfo("target")
+
+        wait_for(lambda: info()["statename"] == "RUNNING")
+        times = []
+        for _ in range(reps):
+            pid = proxy.supervisor.getProcessInfo("target")["pid"]
+            t0 = clock()
+            os.kill(pid, signal.SIGSEGV)
+            wait_for(lambda: (lambda i: i["statename"] == "RUNNING" and i["pid"] != pid)(
+                proxy.supervisor.getProcessInfo("target")), period=0.0005)
+            times.append(clock() - t0)
+            time.sleep(0.05)
+        return {"version": _version("supervisor"), "restart_s": times}
+    finally:
+        _end(daemon)
+
+
 def circus(n: int, reps: int, work: Path, sleep: str) -> dict:
     from circus.client import CircusClient
 
@@ -161,6 +206,9 @@ def _version(dist: str) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "supervisor_crash":
+        print(json.dumps(supervisor_crash(int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])))
+        sys.exit(0)
     kind, n, reps, work, sleep = sys.argv[1:6]
     result = {"supervisor": supervisor, "circus": circus}[kind](int(n), int(reps), Path(work), sleep)
     print(json.dumps(result))

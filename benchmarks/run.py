@@ -33,6 +33,7 @@ SUITES = {  # name -> (module, the figure keys it produces; for the error record
     "scale": ("bench_scale", ["scale_create", "scale_rss", "scale_list", "scale_restart"]),
     "shutdown": ("bench_shutdown", ["shutdown_inproc", "shutdown_process"]),
     "govern": ("bench_govern", ["reload_one", "pause_resume", "evict_start"]),
+    "policies": ("bench_policies", ["crash_restart", "probe_cost"]),
 }
 
 

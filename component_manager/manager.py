@@ -1,8 +1,9 @@
 """The manager daemon: ``run()`` owns everything; ``request_shutdown()`` is idempotent.
 
 Run: lock the state directory (one manager per directory), rebuild the model from LMDB
-(recovering programs a dead manager left), serve the APIs (the control API behind a relay
-that refuses component programs, see ``api/relay.py``), start the root. On SIGTERM or
+(recovering programs a dead manager left), start the governing policies (``policy/``: restarts,
+health probes, hooks, triggers, run-time limits), serve the APIs (the control API behind a
+relay that refuses component programs, see ``api/relay.py``), start the root. On SIGTERM or
 SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
 
@@ -34,6 +35,7 @@ from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_
 from .errors import ManagerAlreadyRunning
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
+from .policy import Policies
 from .policy.budget import Budget, BudgetPolicy
 from .policy.watch import PackageWatch
 from .runners import isolation
@@ -92,6 +94,8 @@ class Manager:
             clean_groups(self.state_dir, end=False)  # a dead manager's frozen programs can die
             actions.boot(self.model)  # ... here, adopted or ended and recorded; the groups
             # of what was not adopted are removed there (actions/recover.py)
+            policies = Policies(self.model)
+            policies.start()  # before the root starts: eager children's events are watched
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             servers = await start_servers(self.model, self.state_dir)
             isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
@@ -104,6 +108,7 @@ class Manager:
                 on_ready()
             await self._shutdown_requested.wait()
             log.info("shutting down")
+            policies.close()  # no restart, probe or run-time stop races the ordered shutdown
             await actions.shutdown(self.model, self.model.root, StopReason.SYSTEM_SHUTDOWN)
             await self.model.close()
         finally:

@@ -3,9 +3,10 @@
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
 and a manager restart, a program adopted by a manager that replaced a killed one, a
 destroyed dynamic child coming back as a new identity, a paused server whose client waits
-until it is resumed, and a reload that restarts only the component whose manifest changed. Every line it prints is a real `cm` command and its real
-output. The realm is a copy of components/ in the demo's state folder, so that the demo
-can edit a manifest.
+until it is resumed, a reload that restarts only the component whose manifest changed, and
+the governing policies: a crash restarted after a back-off, a failing liveness probe. Every
+line it prints is a real `cm` command and its real output. The realm is a copy of
+components/ in the demo's state folder, so that the demo can edit a manifest.
 """
 
 from __future__ import annotations
@@ -38,6 +39,30 @@ def run(manager: ManagerProcess, *args: str) -> str:
     return result.stdout
 
 
+
+def keep_running(manager: ManagerProcess) -> None:
+    """The governing policies: a crash that is restarted, a probe that fails."""
+    step("keeping things running: unhealthy reports NOT_SERVING after 1.5s; its probe will notice")
+    with manager.events() as events:
+        run(manager, "start", "/unhealthy")
+        step("flaky crashes on every second start: start, stop, start again (start 2 crashes)")
+        run(manager, "start", "/flaky")
+        run(manager, "stop", "/flaky")
+        run(manager, "start", "/flaky")
+        scheduled = events.wait_for(type="restart_scheduled", moniker="/flaky", timeout=30)
+        print(f"  event: {scheduled['moniker']} restart_scheduled: {scheduled['detail']}")
+        fired = events.wait_for(lambda e: e["type"].startswith("trigger_") and e["moniker"] == "/flaky", timeout=30)
+        print(f"  event: /flaky {fired['type']}: {fired['detail']}")
+        run(manager, "tree")
+        events.wait_for(lambda e: e["type"] == "started" and e["moniker"] == "/flaky", timeout=30)
+        run(manager, "logs", "/flaky")
+        run(manager, "show", "/flaky")
+        sick = events.wait_for(type="stopped", moniker="/unhealthy", timeout=30)
+        print(f"  event: /unhealthy stopped, reason {sick['reason']}: {sick['stop']['detail']}")
+        events.wait_for(type="restart_scheduled", moniker="/unhealthy", timeout=30)
+        run(manager, "show", "/unhealthy")
+
+
 def pause_and_reload(manager: ManagerProcess) -> None:
     step("pause the echo server: its program is frozen (and its idle clock stands still)")
     run(manager, "start", "/echo_server")
@@ -58,7 +83,6 @@ def pause_and_reload(manager: ManagerProcess) -> None:
         run(manager, "resume", "/echo_server")
         events.wait_for(type="stopped", moniker="/echo_client")
     run(manager, "logs", "/echo_client")
-
 
 def main() -> int:
     shutil.rmtree(STATE, ignore_errors=True)
@@ -105,6 +129,7 @@ def main() -> int:
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")
         run(manager, "logs", "/workers:c1")
+        keep_running(manager)
         run(manager, "list")
     finally:
         step("ordered shutdown")

@@ -80,6 +80,11 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.ReloadReply.FromString,
                 _registered_method=True)
+        self.Reset = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/Reset',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.ResetReply.FromString,
+                _registered_method=True)
 
 
 class LifecycleControllerServicer:
@@ -143,6 +148,13 @@ class LifecycleControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reset(self, request, context):
+        """`cm reset`: forget the restart state (a given-up instance may start again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +202,11 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.ReloadReply.SerializeToString,
+            ),
+            'Reset': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reset,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.ResetReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +452,33 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/Reload',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.ReloadReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/Reset',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.ResetReply.FromString,
             options,
             channel_credentials,
             insecure,

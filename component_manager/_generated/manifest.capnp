@@ -47,6 +47,43 @@ struct Program {
   pidsLimit @13 :UInt32;
   openFilesLimit @14 :UInt32;
   priority @15 :Int32;
+  restart @16 :Restart;
+  health @17 :Health;           # no probe when it has neither grpc nor exec
+  hooks @18 :Hooks;
+  on @19 :Triggers;
+  maxRunTimeMs @20 :UInt64;
+}
+
+# A command is a list of words; lists of commands are lists of those.
+struct Restart {
+  policy @0 :Text;              # "" in a child/collection override: no override
+  initialDelayMs @1 :UInt64;
+  maxDelayMs @2 :UInt64;
+  resetAfterMs @3 :UInt64;
+  maxRestarts @4 :UInt32;
+  withinMs @5 :UInt64;
+  escalate @6 :Bool;
+}
+
+struct Health {
+  grpc @0 :Bool;
+  exec @1 :List(Text);
+  periodMs @2 :UInt64;
+  timeoutMs @3 :UInt64;
+  failures @4 :UInt32;
+  initialDelayMs @5 :UInt64;
+}
+
+struct Hooks {
+  preStart @0 :List(List(Text));
+  postStop @1 :List(List(Text));
+  timeoutMs @2 :UInt64;
+}
+
+struct Triggers {
+  start @0 :List(List(Text));
+  failure @1 :List(List(Text));
+  exit @2 :List(List(Text));
 }
 
 struct Capability {
@@ -97,6 +134,7 @@ struct Child {
   configOverrides @3 :List(KeyValue);
   hasPriority @4 :Bool;
   priority @5 :Int32;
+  restart @6 :Restart;
 }
 
 struct Collection {
@@ -104,6 +142,7 @@ struct Collection {
   durability @1 :Text;
   hasPriority @2 :Bool;
   priority @3 :Int32;
+  restart @4 :Restart;
 }
 
 struct ConfigField {

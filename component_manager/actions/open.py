@@ -62,8 +62,9 @@ def find_use(client, name: str):
     return use
 
 
-async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
-    """Raises RouteError (with the broken hop), StartError (the provider failed to start)."""
+async def open_capability(ctx: ActionContext, client, name: str, timeout: float | None = None) -> Opened:
+    """Raises RouteError (with the broken hop), StartError (the provider failed to start, or
+    is backing off after a failure for longer than ``timeout`` seconds: the caller's deadline)."""
     use = find_use(client, name)
     result = await walk_routes(ctx, lambda view: route_use(view, client.moniker, use))
     if result.status != "ok":
@@ -74,7 +75,7 @@ async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     provider = ctx.find(result.source_moniker)
     ctx.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
     if use.kind == "protocol":
-        return await _open_protocol(ctx, client, provider, name, result.source_name)
+        return await _open_protocol(ctx, client, provider, name, result.source_name, timeout)
     if use.kind == "storage":
         return Opened("storage", str(provider.moniker), path=str(ctx.areas.path_for(client.instance_id, use.target_name)))
     if use.kind == "directory":
@@ -82,11 +83,12 @@ async def open_capability(ctx: ActionContext, client, name: str) -> Opened:
     return Opened("config", str(provider.moniker), value_json=json.dumps(result.capability.value))
 
 
-async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str) -> Opened:
+async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str,
+                         timeout: float | None) -> Opened:
     reason = capability_start_reason(str(client.moniker), name)
     run = None
     for _attempt in range(OPEN_ATTEMPTS):
-        run = await _running(ctx, provider, reason)
+        run = await _running(ctx, provider, reason, timeout)
         if run is not None:
             break
     if run is None or not run.serve_address:
@@ -96,7 +98,7 @@ async def _open_protocol(ctx: ActionContext, client, provider, name: str, source
     return Opened("protocol", str(provider.moniker), address=run.serve_address, grant=grant)
 
 
-async def _running(ctx: ActionContext, provider, reason: str):
+async def _running(ctx: ActionContext, provider, reason: str, timeout: float | None):
     """The provider's run once it is running, starting it if needed; None if a stop came
     first (the caller tries again: a start registered after a stop is a new start).
 
@@ -104,6 +106,8 @@ async def _running(ctx: ActionContext, provider, reason: str):
     own: it arrived while the program was (re)starting, as a connect during a stop does."""
     if provider.run is not None and provider.run.paused:
         await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
+    if provider.run is None and provider.restart is not None:  # a back-off: wait for its start
+        await provider.restart.wait_scheduled(provider.moniker_text, timeout)
     if provider.run is not None and provider.actions.idle:  # running, nothing in flight:
         return provider.run  # no action
     joined = provider.actions.in_flight(ActionKind.START)
@@ -112,7 +116,7 @@ async def _running(ctx: ActionContext, provider, reason: str):
     except StartAborted:
         return None
     except StartError:
-        if not joined:
+        if not joined or provider.restart is not None:  # its restart policy decides when
             raise
         await start(ctx, provider, reason)
     run = provider.run

@@ -28,7 +28,7 @@ from ..grants import new_key
 from ..model.action_set import ActionKind
 from ..model.config import config_values
 from ..model.instance import Run
-from ..model.reasons import START_EAGER, StopReason, StopRecord
+from ..model.reasons import START_EAGER, Disposition, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.route import route_use
 from ..runners import get_runner, procinfo
@@ -71,10 +71,21 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         return False
     config = config_values(RoutingView(ctx), inst)
     storage = _prepare_storage(ctx, inst)
-    for hook in ctx.pre_start_hooks:
-        await hook(inst)
+    await _run_pre_start_hooks(ctx, inst, storage, {key: value for key, (value, _) in config.items()})
     await _launch(ctx, inst, reason, storage, config)
     return False
+
+
+async def _run_pre_start_hooks(ctx: ActionContext, inst, storage: dict[str, str], config: dict) -> None:
+    """``hook(inst, storage, config)`` for each; one that raises StartError fails the start,
+    recorded as a ``start_failed`` stop (its detail names the hook)."""
+    try:
+        for hook in ctx.pre_start_hooks:
+            await hook(inst, storage, config)
+    except StartError as e:
+        await ctx.record_stop(inst, StopRecord(StopReason.START_FAILED, Disposition.STOPPED,
+                                               stopped_at=time.time(), detail=e.reason))
+        raise
 
 
 def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:

@@ -13,6 +13,7 @@ from .._generated import manager_pb2 as pb
 from .._generated import manager_pb2_grpc as pb_grpc
 from ..errors import RouteError
 from ..model.reasons import START_REQUESTED, StopReason, StopRecord
+from ..policy import restart
 from ..policy.budget import priority_of
 from ..routing.report import plan_reports
 from ..runners.limits import Limits, usage_of
@@ -33,6 +34,8 @@ def _summary_fields(inst) -> dict:
     fields = {"moniker": inst.moniker_text, "url": inst.url, "instance_id": inst.instance_id,
               "state": inst.state.value, "execution_state": inst.execution_state.value,
               "incarnation": inst.incarnation, "status": inst.status.value}
+    if inst.restart is not None:  # only then can the detail differ from the status
+        fields["status_detail"] = inst.status_detail
     if inst.run is not None:
         fields["pid"] = inst.run.pid
     if inst.last_stop is not None:
@@ -45,8 +48,17 @@ def stop_record(record) -> pb.StopRecord:
     return pb.StopRecord(
         reason=record.reason.value, disposition=record.disposition.value, exit_code=record.exit_code,
         signal=record.signal, run_time_s=record.run_time_s, stopped_at=record.stopped_at,
-        detail=record.detail, failed=record.failed,
+        detail=record.detail, failed=record.failed, hook_failures=record.hook_failures,
     )
+
+
+def restart_info(inst) -> pb.RestartInfo:
+    state = inst.restart
+    info = pb.RestartInfo(policy=restart.effective(inst).policy)
+    if state is not None:
+        info.attempt, info.next_at, info.last = state.attempt, state.next_at, state.last
+        info.gave_up, info.restarts = state.gave_up, len(state.history)
+    return info
 
 
 def details(model, inst) -> pb.InstanceDetails:
@@ -67,6 +79,9 @@ def details(model, inst) -> pb.InstanceDetails:
     if decl is None:
         return reply
     reply.fingerprint = decl.fingerprint
+    if decl.program is not None:
+        reply.restart.CopyFrom(restart_info(inst))
+        reply.has_restart = True
     reply.package_dir = str(inst.package_dir or "")
     _limits_and_usage(reply, inst)
     reply.uses.extend(_use_info(model, inst, use) for use in decl.uses)
@@ -157,10 +172,17 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     async def Stop(self, request, context):
         inst = self.model.find(request.moniker)
         record = await actions.stop(self.model, inst, StopReason.REQUESTED)
+        await restart.cancel(self.model, inst)  # a requested stop leaves no restart scheduled
         reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
         if record is not None:
             reply.stop.CopyFrom(stop_record(record))
         return reply
+
+    @reports_errors
+    async def Reset(self, request, context):
+        inst = self.model.find(request.moniker)
+        was_reset = await restart.reset(self.model, inst)
+        return pb.ResetReply(instance=summary(inst), was_reset=was_reset)
 
     @reports_errors
     async def Destroy(self, request, context):

@@ -3,7 +3,8 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["config_dict", "event_dict", "limits_dict", "show_dict", "stop_dict", "summary_dict"]
+__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "show_dict", "stop_dict",
+           "summary_dict"]
 
 
 def summary_dict(s) -> dict:
@@ -11,7 +12,8 @@ def summary_dict(s) -> dict:
     return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
             "execution_state": s.execution_state, "incarnation": s.incarnation,
             "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
-            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status}
+            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status,
+            "status_detail": s.status_detail or s.status}
 
 
 def show_dict(d) -> dict:
@@ -36,6 +38,7 @@ def show_dict(d) -> dict:
         "limits": limits_dict(d.limits) if d.HasField("limits") else None,
         "usage": ({"memory_bytes": d.usage.memory_bytes, "cpu_s": d.usage.cpu_s}
                   if d.HasField("usage") else None),
+        "restart": restart_dict(d.restart) if d.has_restart else None,
     }
 
 
@@ -43,6 +46,12 @@ def limits_dict(limits) -> dict:
     """Declared limits (0: none) and how they are enforced while it runs."""
     return {"memory_bytes": limits.memory_bytes, "cpu": limits.cpu, "pids": limits.pids,
             "open_files": limits.open_files, "enforced_by": limits.enforced_by or None}
+
+
+def restart_dict(r) -> dict:
+    """A RestartInfo message as the ``restart`` shape of ``cm show --json``."""
+    return {"policy": r.policy, "attempt": r.attempt, "next_at": r.next_at or None,
+            "last": r.last or None, "gave_up": r.gave_up, "restarts": r.restarts}
 
 
 def config_dict(values) -> dict:
@@ -60,7 +69,7 @@ def stop_dict(stop) -> dict:
             "exit_code": stop.exit_code if stop.HasField("exit_code") else None,
             "signal": stop.signal if stop.HasField("signal") else None,
             "run_time_s": stop.run_time_s, "stopped_at": stop.stopped_at, "detail": stop.detail,
-            "failed": stop.failed}
+            "failed": stop.failed, "hook_failures": list(stop.hook_failures)}
 
 
 def event_dict(event) -> dict:

@@ -40,7 +40,9 @@ class RuntimeServicer(pb_grpc.ComponentRuntimeServicer):
     @reports_errors
     async def Connect(self, request, context):
         inst, _run = self._caller(context)
-        opened = await actions.open_capability(self.model, inst, request.capability)
+        remaining = context.time_remaining()  # answer "backing off" before the caller gives up
+        timeout = None if remaining is None else max(0.0, remaining - 0.1)
+        opened = await actions.open_capability(self.model, inst, request.capability, timeout)
         return pb.ConnectReply(kind=opened.kind, address=opened.address, grant=opened.grant,
                                path=opened.path, value_json=opened.value_json,
                                provider=opened.provider)

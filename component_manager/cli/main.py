@@ -25,6 +25,7 @@ COMMANDS = {
     "manager": "manager_cmds",
     "list": "query_cmds", "tree": "query_cmds", "show": "query_cmds",
     "start": "manager_cmds", "stop": "manager_cmds", "destroy": "manager_cmds", "resolve": "manager_cmds",
+    "reset": "manager_cmds",
     "restart": "govern_cmds", "pause": "govern_cmds", "resume": "govern_cmds", "reload": "govern_cmds",
     "logs": "query_cmds",
     "create": "manager_cmds", "run": "manager_cmds",

@@ -1,5 +1,5 @@
 """`cm manager run`, and the commands that change a running manager's instances: start,
-stop, destroy, resolve, create, run. Each takes ``--json`` (the instance's summary, as
+stop, destroy, resolve, reset, create, run. Each takes ``--json`` (the instance's summary, as
 ``cm list --json`` shows it). The read-only commands are in query_cmds.py.
 """
 
@@ -30,6 +30,7 @@ _ACTIONS = {
     "stop": "stop an instance (reason: requested)",
     "destroy": "destroy a dynamic instance and its storage",
     "resolve": "resolve an instance's manifest",
+    "reset": "forget an instance's restart state (a given-up instance may start again)",
     "create": "create a dynamic child",
     "run": "create a dynamic child and start it",
 }
@@ -48,7 +49,7 @@ def register(sub, command: str) -> None:
     else:
         parser.add_argument("moniker", help=MONIKER_HELP)
         parser.set_defaults(handler={"start": _start, "stop": _stop, "destroy": _destroy,
-                                     "resolve": _resolve}[command])
+                                     "resolve": _resolve, "reset": _reset}[command])
 
 
 def _register_manager(sub) -> None:
@@ -184,6 +185,14 @@ def _stop(args) -> int:
     stop = reply.stop
     return _print(args, f"{reply.instance.moniker}: stopped ({stop.disposition}, ran {stop.run_time_s:.2f}s)",
                   {**summary_dict(reply.instance), "disposition": stop.disposition})
+
+
+def _reset(args) -> int:
+    client = _client(args)
+    reply = client.call(client.lifecycle.Reset, manager_pb2.InstanceRequest(moniker=_target(client, args)))
+    text = "restart state cleared" if reply.was_reset else "had no restart state"
+    return _print(args, f"{reply.instance.moniker}: {text}",
+                  {**summary_dict(reply.instance), "was_reset": reply.was_reset})
 
 
 def _destroy(args) -> int:

@@ -17,7 +17,7 @@ __all__ = ["colour_enabled", "format_event", "format_route", "format_size",
            "paint", "state_colour", "state_label", "table"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-_STATUS_COLOURS = {"running": "green", "paused": "yellow", "failed": "red"}
+_STATUS_COLOURS = {"running": "green", "paused": "yellow", "backing off": "yellow", "failed": "red"}
 
 
 def colour_enabled(args=None, stream=None) -> bool:
@@ -42,7 +42,7 @@ def state_colour(row: dict) -> str | None:
 def state_label(row: dict) -> str:
     """The status the manager computed (running, paused, failed, stopped, or the state of an
     instance that never got as far as stopped: unresolved, shutdown, destroyed)."""
-    return row.get("status") or row.get("execution_state", "")
+    return row.get("status_detail") or row.get("status") or row.get("execution_state", "")
 
 
 def table(headers: list[str], rows: list[list[str]], colours: list[list[str | None]] | None = None,

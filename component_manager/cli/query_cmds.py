@@ -137,7 +137,7 @@ def _show(args) -> int:
 
 def _shown_status(info: dict) -> str:
     """The status beside the state: running, paused, stopped or failed."""
-    status = info.get("status")
+    status = info.get("status_detail") or info.get("status")
     return status if status and status != info["state"] else info["execution_state"]
 
 
@@ -159,6 +159,11 @@ def format_show(info: dict) -> str:
         lines.append(f"{'Last stop':<16}{ls['reason']}, {ls['disposition']}"
                      f"{', ' + code if code else ''}, ran {ls['run_time_s']:.2f}s"
                      f"{' (' + ls['detail'] + ')' if ls['detail'] else ''}")
+    for failure in (info["last_stop"] or {}).get("hook_failures", ()):
+        lines.append(f"{'Hook failed':<16}{failure}")
+    restart = info.get("restart")
+    if restart and (restart["policy"] != "never" or restart["attempt"]):
+        lines.append(f"{'Restart':<16}{_restart_line(restart)}")
     lines += _limit_lines(info)
     for use in info["uses"]:
         lines.append(f"{'Uses':<16}{use['kind']} {use['name']} from {use['source'] or '?'} [{use['route']}]")
@@ -173,6 +178,18 @@ def format_show(info: dict) -> str:
     for coll in info["collections"]:
         lines.append(f"{'Collection':<16}{coll['name']} ({coll['durability']}, {len(coll['children'])} children)")
     return "\n".join(lines)
+
+
+def _restart_line(r: dict) -> str:
+    """``on_failure, attempt 2, 2 restarts in the window, last: crashed SIGSEGV``."""
+    parts = [r["policy"], f"attempt {r['attempt']}", f"{r['restarts']} restarts in the window"]
+    if r["gave_up"]:
+        parts.append("gave up")
+    elif r["next_at"]:
+        parts.append(f"next in {max(0.0, r['next_at'] - time.time()):.1f}s")
+    if r["last"]:
+        parts.append(f"last: {r['last']}")
+    return ", ".join(parts)
 
 
 def _limit_lines(info: dict) -> list[str]:

@@ -27,7 +27,8 @@ from pathlib import Path
 import capnp
 
 from .decl import (CapabilityDecl, ChildDecl, CollectionDecl, ComponentDecl, ConfigFieldDecl,
-                    ExposeDecl, OfferDecl, ProgramDecl, UseDecl)
+                    ExposeDecl, HealthDecl, HooksDecl, OfferDecl, ProgramDecl, RestartDecl,
+                    TriggersDecl, UseDecl)
 from ..errors import CompiledManifestError
 
 __all__ = ["VERSION", "decode", "encode", "fingerprint_of", "load"]
@@ -92,6 +93,36 @@ def _set_program(b, p: ProgramDecl) -> None:
     b.idleTimeoutMs, b.memoryLimitBytes = p.idle_timeout_ms, p.memory_limit_bytes
     b.cpuLimit, b.pidsLimit, b.openFilesLimit = p.cpu_limit, p.pids_limit, p.open_files_limit
     b.priority = p.priority
+    _set_restart(b.init("restart"), p.restart)
+    if p.health is not None:
+        h = b.init("health")
+        h.grpc, h.periodMs, h.timeoutMs = p.health.grpc, p.health.period_ms, p.health.timeout_ms
+        h.failures, h.initialDelayMs = p.health.failures, p.health.initial_delay_ms
+        if p.health.exec:
+            h.exec = list(p.health.exec)
+    hooks = b.init("hooks")
+    _set_commands(hooks, "preStart", p.hooks.pre_start)
+    _set_commands(hooks, "postStop", p.hooks.post_stop)
+    hooks.timeoutMs = p.hooks.timeout_ms
+    on = b.init("on")
+    for name in ("start", "failure", "exit"):
+        _set_commands(on, name, getattr(p.on, name))
+    b.maxRunTimeMs = p.max_run_time_ms
+
+
+def _set_restart(b, r: RestartDecl) -> None:
+    b.policy, b.initialDelayMs, b.maxDelayMs = r.policy, r.initial_delay_ms, r.max_delay_ms
+    b.resetAfterMs, b.maxRestarts, b.withinMs, b.escalate = (
+        r.reset_after_ms, r.max_restarts, r.within_ms, r.escalate)
+
+
+def _set_commands(b, name: str, commands) -> None:
+    if commands:
+        words = b.init(name, len(commands))
+        for i, command in enumerate(commands):
+            words.init(i, len(command))
+            for j, word in enumerate(command):
+                words[i][j] = word
 
 
 def _set_capability(b, c: CapabilityDecl) -> None:
@@ -119,11 +150,15 @@ def _set_child(b, c: ChildDecl) -> None:
     b.name, b.url, b.startup = c.name, c.url, c.startup
     _set_pairs(b, "configOverrides", c.config_overrides, as_json=True)
     _set_priority(b, c.priority)
+    if c.restart is not None:
+        _set_restart(b.init("restart"), c.restart)
 
 
 def _set_collection(b, c: CollectionDecl) -> None:
     b.name, b.durability = c.name, c.durability
     _set_priority(b, c.priority)
+    if c.restart is not None:
+        _set_restart(b.init("restart"), c.restart)
 
 
 def _set_priority(b, priority: int | None) -> None:
@@ -230,6 +265,9 @@ _M = _fields(_Manifest, "hasProgram", "program", "capabilities", "uses", "offers
 _PROGRAM = _fields(_SCHEMA.Program, "runner", "module", "binary", "entry", "args", "env",
                    "stopEvent", "ready", "startTimeoutMs", "stopTimeoutMs", "idleTimeoutMs",
                    "memoryLimitBytes", "cpuLimit", "pidsLimit", "openFilesLimit", "priority")
+_POLICY = _fields(_SCHEMA.Program, "restart", "health", "hooks", "on", "maxRunTimeMs")
+_RESTART = _fields(_SCHEMA.Restart, "policy", "initialDelayMs", "maxDelayMs", "resetAfterMs",
+                   "maxRestarts", "withinMs", "escalate")
 _CAP = _fields(_SCHEMA.Capability, "kind", "name", "path", "type", "value")
 _USE = _fields(_SCHEMA.Use, "kind", "sourceName", "source", "sourceChild", "targetName", "path",
                "key", "availability", "dependency")
@@ -237,8 +275,9 @@ _OFFER = _fields(_SCHEMA.Offer, "kind", "sourceName", "source", "target", "targe
                  "sourceChild", "targetName", "availability", "dependency")
 _EXPOSE = _fields(_SCHEMA.Expose, "kind", "sourceName", "source", "sourceChild", "targetName",
                   "availability")
-_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "hasPriority", "priority")
-_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "hasPriority", "priority")
+_CHILD = _fields(_SCHEMA.Child, "name", "url", "startup", "configOverrides", "hasPriority", "priority",
+                 "restart")
+_COLLECTION = _fields(_SCHEMA.Collection, "name", "durability", "hasPriority", "priority", "restart")
 _CONFIG = _fields(_SCHEMA.ConfigField, "key", "type", "elementType", "maxSize", "maxCount",
                   "default", "mutability")
 _KV = _fields(_SCHEMA.KeyValue, "key", "value")
@@ -263,16 +302,21 @@ def _capability(r) -> CapabilityDecl:
 
 def _child(r) -> ChildDecl:
     get = r._get_by_field
-    name, url, startup, overrides, has_priority, priority = _CHILD
+    name, url, startup, overrides, has_priority, priority, restart = _CHILD
     pairs = _pairs(get(overrides), _value) if r._has_by_field(overrides) else ()
     return ChildDecl(get(name), get(url), get(startup), pairs,
-                     get(priority) if get(has_priority) else None)
+                     get(priority) if get(has_priority) else None, _override(r, restart))
 
 
 def _read_collection(r) -> CollectionDecl:
     get = r._get_by_field
-    name, durability, has_priority, priority = _COLLECTION
-    return CollectionDecl(get(name), get(durability), get(priority) if get(has_priority) else None)
+    name, durability, has_priority, priority, restart = _COLLECTION
+    return CollectionDecl(get(name), get(durability), get(priority) if get(has_priority) else None,
+                          _override(r, restart))
+
+
+def _override(r, field) -> RestartDecl | None:
+    return _plain(r._get_by_field(field), _RESTART, RestartDecl) if r._has_by_field(field) else None
 
 
 def _config_field(r) -> ConfigFieldDecl:
@@ -286,7 +330,27 @@ def _read_program(r) -> ProgramDecl:
     values = [r._get_by_field(f) for f in _PROGRAM]
     values[4] = tuple(values[4]) if r._has_by_field(_PROGRAM[4]) else ()
     values[5] = _pairs(values[5], str) if r._has_by_field(_PROGRAM[5]) else ()
-    return ProgramDecl(*values)
+    restart, health, hooks, on, max_run_time = _POLICY
+    return ProgramDecl(*values, restart=_plain(r._get_by_field(restart), _RESTART, RestartDecl),
+                       health=_health(r._get_by_field(health)) if r._has_by_field(health) else None,
+                       hooks=_hooks(r._get_by_field(hooks)), on=_triggers(r._get_by_field(on)),
+                       max_run_time_ms=r._get_by_field(max_run_time))
+
+
+def _commands(words) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(command) for command in words)
+
+
+def _health(h) -> HealthDecl:
+    return HealthDecl(h.grpc, tuple(h.exec), h.periodMs, h.timeoutMs, h.failures, h.initialDelayMs)
+
+
+def _hooks(h) -> HooksDecl:
+    return HooksDecl(_commands(h.preStart), _commands(h.postStop), h.timeoutMs)
+
+
+def _triggers(t) -> TriggersDecl:
+    return TriggersDecl(_commands(t.start), _commands(t.failure), _commands(t.exit))
 
 
 def _list(m, field, read) -> tuple:

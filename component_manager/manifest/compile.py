@@ -18,7 +18,8 @@ import dataclasses
 from pathlib import Path
 
 from .decl import (CapabilityDecl, ChildDecl, CollectionDecl, ComponentDecl, ConfigFieldDecl,
-                    ExposeDecl, OfferDecl, ProgramDecl, UseDecl)
+                    ExposeDecl, HealthDecl, HooksDecl, OfferDecl, ProgramDecl, RestartDecl,
+                    TriggersDecl, UseDecl)
 from . import merge, schema
 from .codec import fingerprint_of
 from .validate import Checked, validate
@@ -56,7 +57,8 @@ def normalize(c: Checked) -> ComponentDecl:
         offers=tuple(o for _, entry in c.entries("offer") for o in _offers(entry, children)),
         exposes=tuple(e for _, entry in c.entries("expose") for e in _exposes(entry)),
         children=tuple(_child(entry) for _, entry in c.entries("children")),
-        collections=tuple(CollectionDecl(e.name, e.durability, e.priority) for _, e in c.entries("collections")),
+        collections=tuple(CollectionDecl(e.name, e.durability, e.priority, _restart(e.restart))
+                          for _, e in c.entries("collections")),
         config=tuple(_config_field(key, f) for key, f in sorted(c.config, key=lambda kv: kv[0])),
     )
 
@@ -94,7 +96,45 @@ def _program(p: schema.Program, capabilities) -> ProgramDecl:
         pids_limit=(p.limits.pids or 0) if p.limits else 0,
         open_files_limit=(p.limits.open_files or 0) if p.limits else 0,
         priority=p.priority,
+        restart=_restart(p.restart) or d.restart,
+        health=_health(p.health),
+        hooks=_hooks(p.hooks) if p.hooks else d.hooks,
+        on=_triggers(p.on) if p.on else d.on,
+        max_run_time_ms=_ms(p.max_run_time, 0),
     )
+
+
+def _commands(commands: list[list[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(c) for c in commands)
+
+
+def _restart(r: schema.Restart | None) -> RestartDecl | None:
+    if r is None:
+        return None
+    d = RestartDecl()
+    return RestartDecl(policy=r.policy, initial_delay_ms=_ms(r.initial_delay, d.initial_delay_ms),
+                       max_delay_ms=_ms(r.max_delay, d.max_delay_ms),
+                       reset_after_ms=_ms(r.reset_after, d.reset_after_ms),
+                       max_restarts=r.max_restarts, within_ms=_ms(r.within, d.within_ms),
+                       escalate=r.escalate)
+
+
+def _health(h: schema.Health | None) -> HealthDecl | None:
+    if h is None:
+        return None
+    d = HealthDecl()
+    return HealthDecl(grpc=h.grpc, exec=tuple(h.exec or ()), period_ms=_ms(h.period, d.period_ms),
+                      timeout_ms=_ms(h.timeout, d.timeout_ms), failures=h.failures,
+                      initial_delay_ms=_ms(h.initial_delay, d.initial_delay_ms))
+
+
+def _hooks(h: schema.Hooks) -> HooksDecl:
+    return HooksDecl(pre_start=_commands(h.pre_start), post_stop=_commands(h.post_stop),
+                     timeout_ms=_ms(h.timeout, HooksDecl().timeout_ms))
+
+
+def _triggers(t: schema.Triggers) -> TriggersDecl:
+    return TriggersDecl(start=_commands(t.start), failure=_commands(t.failure), exit=_commands(t.exit))
 
 
 def _memory_limit(p: schema.Program) -> int:
@@ -147,7 +187,7 @@ def _exposes(entry: schema.Expose):
 def _child(entry: schema.Child) -> ChildDecl:
     overrides = tuple((k, freeze(v)) for k, v in sorted(entry.config.items()))
     return ChildDecl(name=entry.name, url=entry.url, startup=entry.startup, config_overrides=overrides,
-                     priority=entry.priority)
+                     priority=entry.priority, restart=_restart(entry.restart))
 
 
 def _config_field(key: str, f: schema.ConfigField) -> ConfigFieldDecl:

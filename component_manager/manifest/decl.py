@@ -24,8 +24,12 @@ __all__ = [
     "ComponentDecl",
     "ConfigFieldDecl",
     "ExposeDecl",
+    "HealthDecl",
+    "HooksDecl",
     "OfferDecl",
     "ProgramDecl",
+    "RestartDecl",
+    "TriggersDecl",
     "UseDecl",
     "CAPABILITY_KINDS",
     "RUNNERS",
@@ -38,6 +42,63 @@ RUNNERS: tuple[str, ...] = ("python", "process", "inproc", "local")
 # Where a route step comes from. "child" and "collection" carry the child/collection name
 # in ``source_child``; "void" offers an optional capability that nobody provides.
 Source = Literal["parent", "self", "child", "collection", "framework", "void"]
+
+
+Command = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RestartDecl:
+    """When and how fast a stopped program is started again (``program.restart``).
+
+    ``on_failure`` restarts after a failure (crashed, exited non-zero, health_check_failed,
+    resource_limit, start_failed, run_time_exceeded); ``always`` also after a clean exit.
+    The delay doubles from ``initial_delay_ms`` up to ``max_delay_ms`` (jittered); earlier
+    failures are forgotten after ``reset_after_ms`` of running; more than ``max_restarts``
+    within ``within_ms`` gives up (and, with ``escalate``, restarts the parent's realm)."""
+
+    policy: Literal["never", "on_failure", "always"] = "never"
+    initial_delay_ms: int = 100
+    max_delay_ms: int = 30_000
+    reset_after_ms: int = 600_000
+    max_restarts: int = 5
+    within_ms: int = 60_000
+    escalate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthDecl:
+    """A liveness probe: ``grpc`` (grpc.health.v1 Check on the serve address) or ``exec``
+    (a command; exit 0 is healthy). ``failures`` failed probes in a row stop the program."""
+
+    grpc: bool = False
+    exec: Command = ()
+    period_ms: int = 5_000
+    timeout_ms: int = 1_000
+    failures: int = 3
+    initial_delay_ms: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class HooksDecl:
+    """Lifecycle commands: ``pre_start`` (in order; one failing fails the start) and
+    ``post_stop`` (all run, in order), each bounded by ``timeout_ms``."""
+
+    pre_start: tuple[Command, ...] = ()
+    post_stop: tuple[Command, ...] = ()
+    timeout_ms: int = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class TriggersDecl:
+    """Commands fired after an event (``program.on``), without blocking the lifecycle."""
+
+    start: tuple[Command, ...] = ()
+    failure: tuple[Command, ...] = ()
+    exit: tuple[Command, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.start or self.failure or self.exit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +129,11 @@ class ProgramDecl:
     pids_limit: int = 0
     open_files_limit: int = 0
     priority: int = 0
+    restart: RestartDecl = RestartDecl()
+    health: HealthDecl | None = None
+    hooks: HooksDecl = HooksDecl()
+    on: TriggersDecl = TriggersDecl()
+    max_run_time_ms: int = 0  # 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +221,7 @@ class ChildDecl:
     startup: Literal["lazy", "eager"] = "lazy"
     config_overrides: tuple[tuple[str, object], ...] = ()
     priority: int | None = None  # overrides the child's program.priority
+    restart: RestartDecl | None = None  # replaces the child's own program.restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +229,7 @@ class CollectionDecl:
     name: str
     durability: Literal["transient", "persistent", "single_run"] = "transient"
     priority: int | None = None  # overrides its children's program.priority
+    restart: RestartDecl | None = None  # replaces its members' own program.restart
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ or a sum such as "1m30s"), ``ready`` ("serving" or "spawned"), ``limits`` (``mem
 a size such as "256MiB", "1GiB" or "4096"; ``cpu``: cores, e.g. 0.5; ``pids``; ``open_files``),
 ``memory_limit`` (the older spelling of ``limits.memory``) and ``priority`` (an integer;
 higher is more urgent, eviction takes the lowest first; a ``children`` or ``collections``
-entry may override it).
+entry may override it). The governing policies live there too: ``restart``, ``health``,
+``hooks``, ``on`` (triggers) and ``max_run_time`` (see docs/cli.md, "Keeping things running").
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 __all__ = [
-    "Capability", "Child", "Collection", "ConfigElement", "ConfigField", "Expose", "Lifecycle", "Limits",
-    "Offer", "Program", "Use", "KINDS", "TOP_LEVEL_KEYS", "UNSUPPORTED_KEYS",
+    "Capability", "Child", "Collection", "ConfigElement", "ConfigField", "Expose", "Health",
+    "Hooks", "Lifecycle", "Limits", "Offer", "Program", "Restart", "Triggers", "Use", "KINDS",
+    "TOP_LEVEL_KEYS", "UNSUPPORTED_KEYS",
     "parse_duration", "parse_size",
 ]
 
@@ -127,6 +129,57 @@ class Limits(_Model):
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 
 
+Command = Annotated[list[str], Field(min_length=1)]
+
+
+def _check_duration(value: str | None) -> str | None:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+class Restart(_Model):
+    """``program.restart`` (or a ``children[]``/``collections[]`` entry's override)."""
+
+    policy: Literal["never", "on_failure", "always"] = "never"
+    initial_delay: Duration | None = None
+    max_delay: Duration | None = None
+    reset_after: Duration | None = None
+    max_restarts: int = Field(5, ge=0, le=1_000_000)
+    within: Duration | None = None
+    escalate: bool = False
+
+
+class Health(_Model):
+    """``program.health``: a liveness probe, ``grpc: true`` or ``exec: [command...]``."""
+
+    grpc: bool = False
+    exec: Command | None = None
+    period: Duration | None = None
+    timeout: Duration | None = None
+    failures: int = Field(3, ge=1, le=1000)
+    initial_delay: Duration | None = None
+
+
+class Hooks(_Model):
+    """``program.hooks``: commands run as part of the lifecycle (in the package folder)."""
+
+    pre_start: list[Command] = []
+    post_stop: list[Command] = []
+    timeout: Duration | None = None
+
+
+class Triggers(_Model):
+    """``program.on``: commands fired after an event, without blocking the lifecycle."""
+
+    start: list[Command] = []
+    failure: list[Command] = []
+    exit: list[Command] = []
+
+
 class Program(_Model):
     """``program``: how to run it. ``runner`` decides which of module/binary/entry is needed."""
 
@@ -144,6 +197,11 @@ class Program(_Model):
     memory_limit: str | None = None
     limits: Limits | None = None
     priority: Priority = 0
+    restart: Restart | None = None
+    health: Health | None = None
+    hooks: Hooks | None = None
+    on: Triggers | None = None
+    max_run_time: Duration | None = None
 
     @field_validator("start_timeout", "stop_timeout", "idle_timeout")
     @classmethod
@@ -215,12 +273,14 @@ class Child(_Model):
     startup: Literal["lazy", "eager"] = "lazy"
     config: dict[str, Any] = {}
     priority: Priority | None = None
+    restart: Restart | None = None
 
 
 class Collection(_Model):
     name: str
     durability: Literal["transient", "persistent", "single_run"] = "transient"
     priority: Priority | None = None
+    restart: Restart | None = None
 
 
 class ConfigField(_Model):

@@ -263,6 +263,8 @@ class _Cross:
         if p.runner == "local" and p.entry and not _LOCAL_ENTRY.fullmatch(p.entry):
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"unix:/path/to/socket#name\"")
         self.limits(p)
+        if p.health is not None:
+            self.health(p.health)
 
     def limits(self, p) -> None:
         """Limits are kernel limits on a process: the in-process runners cannot have them."""
@@ -274,6 +276,13 @@ class _Cross:
         if p.memory_limit is not None and p.limits is not None and p.limits.memory is not None:
             self.add(("program", "memory_limit"), "set limits.memory or memory_limit, not both "
                      "(memory_limit is the older spelling)")
+
+    def health(self, h) -> None:
+        if h.grpc == bool(h.exec):
+            self.add(("program", "health"), "give exactly one probe: 'grpc: true' or 'exec: [command]'")
+        elif h.grpc and not any(e.protocol for _, e in self.c.entries("capabilities")):
+            self.add(("program", "health", "grpc"),
+                     "a grpc probe needs a protocol capability (it calls grpc.health.v1 where the program serves)")
 
     # config schema
 

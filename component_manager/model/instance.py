@@ -18,6 +18,7 @@ from ..manifest.decl import ComponentDecl
 from ..moniker import Moniker
 from ..runners.base import Program
 from .action_set import ActionSet, TaskOwner
+from .backoff import RestartState
 from .reasons import Status, StopRecord, status_of
 from .states import ExecutionState, State
 
@@ -58,7 +59,7 @@ class Instance:
     __slots__ = (
         "moniker", "moniker_text", "parent", "url", "instance_id", "incarnation", "collection", "state",
         "decl", "package_dir", "children", "run", "last_start", "last_stop", "actions",
-        "__weakref__",
+        "restart", "__weakref__",
     )
 
     def __init__(self, moniker: Moniker, parent: Instance | None, url: str, instance_id: str,
@@ -79,6 +80,7 @@ class Instance:
         self.last_start: dict | None = None
         self.last_stop: StopRecord | None = None
         self.actions = ActionSet(self, owner)
+        self.restart: RestartState | None = None  # the restart policy's state (policy/restart.py)
 
     def __repr__(self) -> str:
         return f"<Instance {self.moniker} {self.state.value}>"
@@ -95,7 +97,16 @@ class Instance:
 
     @property
     def status(self) -> Status:
-        return status_of(self.state, self.execution_state, self.last_stop)
+        return status_of(self.state, self.execution_state, self.last_stop, self.restart)
+
+    @property
+    def status_detail(self) -> str:
+        """The status with its why, for a person: ``backing off (attempt 3, next in 1.6s,
+        last: crashed SIGSEGV)``, ``failed (gave up after 5 restarts)``; else the status."""
+        status = self.status
+        if self.restart is not None and status in (Status.BACKING_OFF, Status.FAILED):
+            return self.restart.describe() or status.value
+        return status.value
 
     @property
     def durability(self) -> str:

@@ -15,12 +15,14 @@ without a grace period, or a crash), ``killed_after_timeout`` (it did not end wi
 from __future__ import annotations
 
 import enum
+import signal
 import time
 from dataclasses import dataclass
 
 from .states import ExecutionState, State
 
-__all__ = ["Disposition", "Status", "StopReason", "StopRecord", "capability_start_reason", "status_of"]
+__all__ = ["Disposition", "Status", "StopReason", "StopRecord", "capability_start_reason",
+           "restart_start_reason", "status_of"]
 
 
 class StopReason(enum.StrEnum):
@@ -36,6 +38,7 @@ class StopReason(enum.StrEnum):
     CRASHED = "crashed"
     HEALTH_CHECK_FAILED = "health_check_failed"
     START_FAILED = "start_failed"
+    RUN_TIME_EXCEEDED = "run_time_exceeded"
 
     def for_children(self) -> StopReason:
         """The reason a parent's stop gives its children: shutdown and destroy pass through."""
@@ -52,7 +55,7 @@ class Disposition(enum.StrEnum):
 
 # Reasons that mean the program failed, whatever its exit; an exit is a failure when non-zero.
 FAILURES = frozenset({StopReason.CRASHED, StopReason.START_FAILED, StopReason.HEALTH_CHECK_FAILED,
-                      StopReason.RESOURCE_LIMIT})
+                      StopReason.RESOURCE_LIMIT, StopReason.RUN_TIME_EXCEEDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,7 @@ class StopRecord:
     run_time_s: float = 0.0
     stopped_at: float = 0.0
     detail: str = ""
+    hook_failures: tuple[str, ...] = ()  # post_stop hooks that failed, each "hook: why"
 
     @property
     def failed(self) -> bool:
@@ -80,14 +84,31 @@ class StopRecord:
     def to_dict(self) -> dict:
         return {"reason": self.reason.value, "disposition": self.disposition.value,
                 "exit_code": self.exit_code, "signal": self.signal, "run_time_s": self.run_time_s,
-                "stopped_at": self.stopped_at, "detail": self.detail}
+                "stopped_at": self.stopped_at, "detail": self.detail,
+                "hook_failures": list(self.hook_failures)}
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> StopRecord | None:
         if not raw:
             return None
         return cls(**{**raw, "reason": StopReason(raw["reason"]),
-                      "disposition": Disposition(raw["disposition"])})
+                      "disposition": Disposition(raw["disposition"]),
+                      "hook_failures": tuple(raw.get("hook_failures", ()))})
+
+    def describe(self) -> str:
+        """``crashed SIGSEGV``, ``exited 3``, ``health_check_failed``: the short form."""
+        if self.signal:
+            return f"{self.reason.value} {_signal_name(self.signal)}"
+        if self.reason is StopReason.EXITED:
+            return f"exited {self.exit_code}"
+        return self.reason.value
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class Status(enum.StrEnum):
@@ -95,6 +116,7 @@ class Status(enum.StrEnum):
     PAUSED = "paused"
     STOPPED = "stopped"
     FAILED = "failed"
+    BACKING_OFF = "backing off"
     UNRESOLVED = "unresolved"
     SHUTDOWN = "shutdown"
     DESTROYED = "destroyed"
@@ -104,15 +126,22 @@ _STATE_SHOWN = {State.UNRESOLVED: Status.UNRESOLVED, State.SHUTDOWN: Status.SHUT
                 State.DESTROYED: Status.DESTROYED}
 
 
-def status_of(state: State, execution: ExecutionState, last_stop: StopRecord | None) -> Status:
-    """What a person sees: running, paused, failed (its last run failed), stopped; or the
-    lifecycle state of an instance that never got as far as stopped."""
+def status_of(state: State, execution: ExecutionState, last_stop: StopRecord | None,
+              restart=None) -> Status:
+    """What a person sees: running, paused, backing off (a restart is scheduled), failed (its
+    last run failed, or its restart policy gave up), stopped; or the lifecycle state of an
+    instance that never got as far as stopped. ``restart`` is its ``RestartState``, if any
+    (its ``describe()`` gives the detail: attempt, next try, last failure)."""
     if execution is ExecutionState.RUNNING:
         return Status.RUNNING
     if execution is ExecutionState.PAUSED:
         return Status.PAUSED
     if state in _STATE_SHOWN:
         return _STATE_SHOWN[state]
+    if restart is not None and restart.backing_off:
+        return Status.BACKING_OFF
+    if restart is not None and restart.gave_up:
+        return Status.FAILED
     return Status.FAILED if last_stop is not None and last_stop.failed else Status.STOPPED
 
 
@@ -122,6 +151,10 @@ START_ROOT = "the root starts with the manager"
 START_SINGLE_RUN = "created in a single_run collection"
 START_RESTARTED = "restarted by request"
 START_PACKAGE_UPDATED = "restarted on the updated package"
+
+
+def restart_start_reason(reason: str, attempt: int) -> str:
+    return f"restart after {reason} (attempt {attempt})"
 
 
 def capability_start_reason(client: str, capability: str) -> str:

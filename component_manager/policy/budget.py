@@ -84,7 +84,7 @@ class BudgetPolicy:
         self._admitting: dict[str, object] = {}  # starting, admitted: moniker -> instance
         self._lock = asyncio.Lock()
 
-    async def __call__(self, inst) -> None:
+    async def __call__(self, inst, storage=None, config=None) -> None:  # (the hooks' signature)
         async with self._lock:
             victims = self._plan(inst)
             for victim in victims:

@@ -54,8 +54,8 @@ from ..errors import CmError, StartError
 from . import landlock
 from .startup import make_non_dumpable
 
-__all__ = ["Confinement", "Isolation", "UidPool", "configure", "enter", "make_non_dumpable",
-           "popen", "prepare", "uid_of"]
+__all__ = ["Confinement", "Isolation", "UidPool", "configure", "confinement_of", "enter",
+           "make_non_dumpable", "popen", "prepare", "uid_of"]
 
 log = logging.getLogger("component_manager.runners.isolation")
 
@@ -277,6 +277,19 @@ async def prepare(spec) -> Confinement | None:
     """The confinement of ``spec``'s program; None outside a manager (nothing configured).
     Raises StartError (no free uid, package out of its reach)."""
     return None if _ACTIVE is None else await _ACTIVE.prepare(spec)
+
+
+def confinement_of(instance_id: str, package_dir, storage: dict[str, str]) -> Confinement | None:
+    """The confinement of a command run for an instance whose program was prepared (a
+    post_stop hook, a trigger, a health probe): its program's uid and Landlock domain, with
+    nothing allocated, handed over or emptied. None outside a manager."""
+    if _ACTIVE is None:
+        return None
+    uid = uid_of(instance_id)
+    return Confinement(
+        uid=uid, gid=uid, drop_capabilities=uid is None and os.geteuid() == 0,
+        landlock=_ACTIVE.landlock, read=(*_ACTIVE.runtime, str(package_dir)), listable=_ACTIVE.listable,
+        write=tuple(storage.values()), scratch=str(own_folder(_ACTIVE.state_dir / "run", instance_id)))
 
 
 def uid_of(instance_id: str) -> int | None:

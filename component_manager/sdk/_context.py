@@ -28,6 +28,9 @@ import types
 from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health_pb2 import HealthCheckResponse
+from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 
 from .._generated import component_pb2 as pb
 from .._generated import component_pb2_grpc as pb_grpc
@@ -93,6 +96,8 @@ class ComponentContext:
         self._idle_task: asyncio.Task | None = None
         self._reported = False
         self._reason: str | None = None
+        self._health: HealthServicer | None = None
+        self._health_status: dict[str, int] = {}  # set_health() before the server starts
 
     @property
     def moniker(self) -> str:
@@ -123,6 +128,16 @@ class ComponentContext:
     def on_stop(self, callback: StopCallback) -> None:
         """Call ``await callback(reason)`` when the component is told to stop (drain, flush)."""
         self._on_stop.append(callback)
+
+    async def set_health(self, serving: bool, protocol: str = "") -> None:
+        """Say whether this program (``protocol`` "") or one protocol is healthy, as the
+        ``grpc.health.v1.Health`` service the SDK serves answers it. A program whose manifest
+        has ``health: { grpc: true }`` is stopped (``health_check_failed``) after ``failures``
+        checks in a row find it NOT_SERVING (or find no answer at all)."""
+        status = HealthCheckResponse.SERVING if serving else HealthCheckResponse.NOT_SERVING
+        self._health_status[protocol] = status
+        if self._health is not None:
+            await self._health.set(protocol, status)
 
     async def serving(self) -> None:
         """Start serving the registered services, then tell the manager (ReportServing)."""
@@ -171,12 +186,25 @@ class ComponentContext:
             add_to_server(servicer, registrar)
         if self.startup.stop_event == "notify":
             pb_grpc.add_LifecycleServicer_to_server(_Lifecycle(self), registrar)
+        await self._add_health(server)
         server.add_insecure_port(self.startup.serve_address)
         await server.start()
         _let_clients_connect(self.startup.serve_address)
         self._server = server
         if self.startup.idle_timeout_ms > 0:
             self._idle_task = asyncio.create_task(self._watch_idle(), name="cm idle watcher")
+
+    async def _add_health(self, server: grpc.aio.Server) -> None:
+        """grpc.health.v1, with a status per protocol (SERVING unless ``set_health`` said
+        otherwise). Added beside the grant guard, not through it: a health check needs no
+        grant (it tells nothing but the status) and is not activity that keeps a program
+        from going idle."""
+        self._health = HealthServicer()
+        for protocol in self.startup.protocols:
+            await self._health.set(protocol, HealthCheckResponse.SERVING)
+        for protocol, status in self._health_status.items():
+            await self._health.set(protocol, status)
+        add_HealthServicer_to_server(self._health, server)
 
     def _needs_server(self) -> bool:
         return bool(self._handlers or self._servicers or self.startup.stop_event == "notify")

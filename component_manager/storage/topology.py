@@ -6,6 +6,8 @@ stop), the programs running right now (so a restarted manager finds them), the l
 
     instances   moniker string      -> InstanceRecord
     processes   instance id         -> ProcessRecord
+    restarts    moniker string      -> JSON restart state (policy/restart.py: attempt,
+                                       next try, gave up), deleted with the instance
     events      8-byte big-endian seq -> JSON event (a ring: the newest EVENT_RING are kept)
     uids        instance id         -> 4-byte big-endian uid it runs under (``runners/isolation.py``)
     meta        b"schema"           -> schema version
@@ -100,6 +102,18 @@ def _incarnation_key(parent_moniker: str, collection: str) -> bytes:
     return b"inc\0" + parent_moniker.encode() + b"\0" + collection.encode()
 
 
+def _delete_prefixed(txn: lmdb.Transaction, db, key: bytes, prefix: bytes) -> int:
+    """Delete ``key`` and every key under ``prefix`` in ``db``; return how many."""
+    deleted = int(txn.delete(key, db=db))
+    cursor = txn.cursor(db=db)
+    if cursor.set_range(prefix):
+        while cursor.key().startswith(prefix):
+            deleted += 1
+            if not cursor.delete():  # moves to the next record; False at the end
+                break
+    return deleted
+
+
 class Batch:
     """Writes collected for one commit (``store.batch()`` or ``store.commit()``).
 
@@ -126,20 +140,21 @@ class Batch:
 
         Example: ``delete_subtree("/app")`` removes ``/app``, ``/app/a`` and
         ``/app/c:x/y`` but not ``/app-2``."""
-        key, db = moniker.encode(), self._s._instances
+        key, instances, restarts = moniker.encode(), self._s._instances, self._s._restarts
         prefix = moniker.rstrip("/").encode() + b"/"
 
         def delete(txn: lmdb.Transaction) -> int:
-            deleted = int(txn.delete(key, db=db))
-            cursor = txn.cursor(db=db)
-            if cursor.set_range(prefix):
-                while cursor.key().startswith(prefix):
-                    deleted += 1
-                    if not cursor.delete():  # moves to the next record; False at the end
-                        break
-            return deleted
+            _delete_prefixed(txn, restarts, key, prefix)
+            return _delete_prefixed(txn, instances, key, prefix)
 
         self._ops.append(delete)
+
+    def put_restart(self, moniker: str, state: dict[str, Any]) -> None:
+        self._put(moniker.encode(), encode_json(state), self._s._restarts)
+
+    def delete_restart(self, moniker: str) -> None:
+        key, db = moniker.encode(), self._s._restarts
+        self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_process(self, record: ProcessRecord) -> None:
         self._put(record.instance_id.encode(), record.to_bytes(), self._s._processes)
@@ -208,6 +223,7 @@ class TopologyStore:
         self._processes = self._env.open_db(b"processes")
         self._events = self._env.open_db(b"events")
         self._meta = self._env.open_db(b"meta")
+        self._restarts = self._env.open_db(b"restarts")
         self._uids = self._env.open_db(b"uids")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
@@ -410,6 +426,14 @@ class TopologyStore:
                     found[key[len(_TOMB):].decode()] = value.decode()
         return found
 
+    # ---- restart states -----------------------------------------------------------------
+
+    def all_restarts(self) -> dict[str, dict[str, Any]]:
+        """Every stored restart state, by moniker."""
+        with self._read() as txn:
+            items = list(txn.cursor(db=self._restarts))
+        return {k.decode(): decode_json(v) for k, v in items}
+
     # ---- uids ----------------------------------------------------------------------------
 
     def all_uids(self) -> dict[str, int]:
@@ -451,7 +475,8 @@ class TopologyStore:
         with self._read() as txn:
             return {name: txn.stat(db)["entries"] for name, db in (
                 ("instances", self._instances), ("processes", self._processes),
-                ("events", self._events), ("meta", self._meta), ("uids", self._uids))}
+                ("events", self._events), ("meta", self._meta), ("restarts", self._restarts),
+                ("uids", self._uids))}
 
     def _record(self, cls, key: str, raw: bytes):
         try:

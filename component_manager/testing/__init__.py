@@ -15,7 +15,8 @@ Example::
         await realm.wait_for(stopped("/server", reason="idle"))
 """
 
-from .events import EventMatcher, capability_requested, destroyed, event, started, stopped
+from .events import (EventMatcher, capability_requested, destroyed, event, restart_gave_up,
+                     restart_scheduled, restarted, started, stopped)
 from .process import EventWatch, ManagerProcess, pid_alive
 from .realm import TEST_DRIVER, LocalComponentRunner, Realm, RealmBuilder
 
@@ -31,6 +32,9 @@ __all__ = [
     "destroyed",
     "event",
     "pid_alive",
+    "restart_gave_up",
+    "restart_scheduled",
+    "restarted",
     "started",
     "stopped",
 ]

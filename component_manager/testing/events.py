@@ -11,6 +11,7 @@ Example::
     event = await realm.wait_for(stopped("/server", reason="idle", disposition="stopped"))
     await realm.wait_for(capability_requested("/server", capability="echo.Echo", client="/client"))
     await realm.wait_for(lambda e: e["type"] == "destroyed")      # any callable works
+    await realm.wait_for(restarted("/server", attempt=2))          # the restart policy at work
 
 Only the arguments given are checked: ``stopped("/x")`` matches every stop of ``/x``.
 """
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["EventMatcher", "Matcher", "capability_requested", "destroyed", "event", "started", "stopped"]
+__all__ = ["EventMatcher", "Matcher", "capability_requested", "destroyed", "event", "restart_gave_up",
+           "restart_scheduled", "restarted", "started", "stopped"]
 
 Matcher = Callable[[dict], bool]
 
@@ -76,6 +78,31 @@ def stopped(moniker: str | None = None, *, reason: str | None = None, dispositio
     ``disposition`` ``stopped`` / ``killed`` / ``killed_after_timeout``."""
     return EventMatcher("stopped", moniker, reason=reason, disposition=disposition,
                         exit_code=exit_code, signal=signal)
+
+
+def restarted(moniker: str | None = None, *, attempt: int | None = None,
+              after: str | None = None) -> EventMatcher:
+    """The restart policy started ``moniker`` again (a ``started`` event whose reason is
+    ``restart after <after> (attempt <attempt>)``)."""
+    def check(e: dict) -> bool:
+        reason = e.get("reason") or ""
+        return (reason.startswith(f"restart after {after or ''}")
+                and (attempt is None or reason.endswith(f"(attempt {attempt})")))
+
+    shown = ", ".join(f"{k}={v!r}" for k, v in (("attempt", attempt), ("after", after)) if v is not None)
+    return EventMatcher("started", moniker, predicate=_Named(check, shown or "restart"))
+
+
+def restart_scheduled(moniker: str | None = None, *, attempt: int | None = None) -> EventMatcher:
+    """A restart was scheduled (detail: ``attempt N in S s after <last stop>``)."""
+    check = (lambda e: (e.get("detail") or "").startswith(f"attempt {attempt} ")) if attempt else None
+    return EventMatcher("restart_scheduled", moniker,
+                        predicate=_Named(check, f"attempt={attempt}") if check else None)
+
+
+def restart_gave_up(moniker: str | None = None) -> EventMatcher:
+    """The restart policy gave up (past ``max_restarts`` within ``within``)."""
+    return EventMatcher("restart_gave_up", moniker)
 
 
 def destroyed(moniker: str | None = None) -> EventMatcher:

@@ -138,6 +138,29 @@ class ManagerProcess:
     def show(self, moniker: str) -> dict:
         return self.cm_json("show", moniker)
 
+    # ---- faults ----------------------------------------------------------------------------
+
+    def signal_program(self, moniker: str, sig: int) -> int:
+        """Send ``sig`` to the program of ``moniker`` (its whole process group); its pid.
+        Raises AssertionError if it is not running."""
+        pid = self.show(moniker).get("pid") or 0
+        if not pid:
+            raise AssertionError(f"{moniker} has no running program")
+        os.killpg(pid, sig)  # programs run in their own session: pgid == pid
+        return pid
+
+    def crash(self, moniker: str, sig: int = signal.SIGSEGV) -> int:
+        """Make the program crash now, as if it had a bug (SIGSEGV by default)."""
+        return self.signal_program(moniker, sig)
+
+    def hang(self, moniker: str) -> int:
+        """Freeze the program (SIGSTOP): it neither answers nor ends, like a deadlock.
+        ``unhang`` thaws it."""
+        return self.signal_program(moniker, signal.SIGSTOP)
+
+    def unhang(self, moniker: str) -> int:
+        return self.signal_program(moniker, signal.SIGCONT)
+
     def channel(self):
         return grpc.insecure_channel(f"unix:{self.state_dir / 'manager.sock'}", options=CHANNEL_OPTIONS)
 

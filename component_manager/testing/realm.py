@@ -43,6 +43,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ log = logging.getLogger("component_manager.testing")
 
 TEST_DRIVER = "test_driver"  # the child that stands for the test itself
 LocalMain = Callable[..., Awaitable[None]]
+LocalHook = Callable[[dict], Awaitable[None]]  # gets the hook's CM_* environment
+HOOK_CLIENT = Path(__file__).with_name("hook_client.py")
 
 
 # ---- the launcher the manager's ``local`` runner talks to ------------------------------------
@@ -94,6 +97,7 @@ class LocalComponentRunner:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.mains: dict[str, LocalMain] = {}
+        self.hooks: dict[str, LocalHook] = {}  # "<name>.pre_start" -> async fn(env)
         self.runs: dict[str, _LocalRun] = {}  # moniker -> its current (or last) run
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
@@ -110,6 +114,10 @@ class LocalComponentRunner:
         self._connections.add(asyncio.current_task())
         try:
             request = json.loads(await reader.readline() or b"{}")
+            if "hook" in request:
+                writer.write(_line(await self._run_hook(request["hook"], request.get("env", {}))))
+                await writer.drain()
+                return
             main = self.mains.get(request.get("name", ""))
             if main is None:
                 writer.write(_line({"ok": False, "error": f"no local component {request.get('name')!r}"}))
@@ -133,6 +141,17 @@ class LocalComponentRunner:
         finally:
             writer.close()
             self._connections.discard(asyncio.current_task())
+
+    async def _run_hook(self, key: str, env: dict) -> dict:
+        """Run a callable hook for ``hook_client.py``: ok, or the error it raised."""
+        hook = self.hooks.get(key)
+        if hook is None:
+            return {"ok": False, "output": f"no local hook {key!r}"}
+        try:
+            await hook(env)
+        except Exception as e:  # noqa: BLE001 - the hook's failure is the answer
+            return {"ok": False, "output": f"{type(e).__name__}: {e}"}
+        return {"ok": True, "output": ""}
 
     async def _signals(self, reader: asyncio.StreamReader, run: _LocalRun) -> None:
         """Signals from the manager cancel the run; so does losing the manager."""
@@ -184,6 +203,7 @@ class _Child:
     exposes: list[str] = field(default_factory=list)
     storage: list[str] = field(default_factory=list)
     program: dict = field(default_factory=dict)
+    hooks: dict[str, LocalHook] = field(default_factory=dict)  # "pre_start"/"post_stop" -> fn
 
 
 class RealmBuilder:
@@ -214,18 +234,26 @@ class RealmBuilder:
     def add_local_child(self, name: str, main: LocalMain, *, uses: Iterable[str] = (),
                         exposes: Iterable[str] = (), eager: bool = False,
                         idle_timeout: str | None = None, stop_timeout: str | None = None,
-                        ready: str | None = None) -> str:
+                        ready: str | None = None, pre_start: LocalHook | None = None,
+                        post_stop: LocalHook | None = None, program: dict | None = None) -> str:
         """A child whose program is ``async def main(ctx: sdk.ComponentContext)``, run in
         the test process. ``uses``/``exposes`` are protocol names (a protocol routed to it,
         or storage, is added to its uses by ``add_route``). A component that exposes
-        protocols must ``await ctx.serving()``, as any SDK program. Returns ``"#name"``."""
+        protocols must ``await ctx.serving()``, as any SDK program. Returns ``"#name"``.
+
+        ``pre_start``/``post_stop``: callable hooks, ``async def hook(env)`` (``env``: the
+        hook's ``CM_*`` variables), run in the test process at the manager's hook points,
+        through a real hook command; one that raises fails the start (``start_failed``) or
+        is recorded on the stop. ``program``: more keys for its ``program`` (``restart``,
+        ``health``, ``max_run_time``, ...)."""
         self._check_name(name)
-        program: dict = {"lifecycle": {"stop_event": "notify"}}
+        settings: dict = {"lifecycle": {"stop_event": "notify"}, **(program or {})}
         for key, value in (("idle_timeout", idle_timeout), ("stop_timeout", stop_timeout), ("ready", ready)):
             if value is not None:
-                program[key] = value
+                settings[key] = value
+        hooks = {which: fn for which, fn in (("pre_start", pre_start), ("post_stop", post_stop)) if fn}
         self._children[name] = _Child(name, eager=eager, main=main, uses=list(uses),
-                                      exposes=list(exposes), program=program)
+                                      exposes=list(exposes), program=settings, hooks=hooks)
         return f"#{name}"
 
     def add_route(self, *, targets: Iterable[str], protocol: str | Iterable[str] | None = None,
@@ -291,7 +319,8 @@ class RealmBuilder:
             url = child.url
             if child.main is not None:
                 url = f"{child.name}.cml"
-                _write_json(folder / url, _local_manifest(child, launcher.entry_prefix + child.name))
+                _write_json(folder / url, _local_manifest(child, launcher.entry_prefix + child.name,
+                                                         launcher.path))
             decl = {"name": child.name, "url": url}
             if child.eager:
                 decl["startup"] = "eager"
@@ -312,6 +341,8 @@ class RealmBuilder:
             for child in self._children.values():
                 if child.main is not None:
                     launcher.mains[child.name] = child.main
+                for which, hook in child.hooks.items():
+                    launcher.hooks[f"{child.name}.{which}"] = hook
             launcher.mains[TEST_DRIVER] = realm._driver_main
             root = self._write_manifests(folder, launcher)
             await launcher.start()
@@ -328,8 +359,12 @@ async def _driver_placeholder(ctx) -> None:  # replaced by the realm's own drive
     raise AssertionError("unreachable")
 
 
-def _local_manifest(child: _Child, entry: str) -> dict:
+def _local_manifest(child: _Child, entry: str, launcher_path: Path) -> dict:
     manifest: dict = {"program": {"runner": "local", "entry": entry, **child.program}}
+    if child.hooks:  # each a real hook command that asks the launcher to run the callable
+        manifest["program"]["hooks"] = {
+            which: [[sys.executable, str(HOOK_CLIENT), str(launcher_path), f"{child.name}.{which}"]]
+            for which in child.hooks}
     if child.exposes:
         manifest["capabilities"] = [{"protocol": p} for p in child.exposes]
         manifest["expose"] = [{"protocol": p, "from": "self"} for p in child.exposes]
@@ -447,6 +482,18 @@ class Realm:
             raise AssertionError(f"{moniker} has no running program to kill")
         os.killpg(pid, signal.SIGKILL)  # programs run in their own session: pgid == pid
         return pid
+
+    def crash_program(self, moniker: str, sig: int = signal.SIGSEGV) -> int:
+        """Make the program of ``moniker`` crash now (SIGSEGV to its process group; a local
+        component is cancelled, as ``kill_program``). Returns the pid (0: local)."""
+        if self.launcher.kill(moniker, sig):
+            return 0
+        return self.manager.crash(moniker, sig)
+
+    def hang_program(self, moniker: str) -> int:
+        """Freeze the program of ``moniker`` (SIGSTOP): it stops answering, health probes
+        fail. ``manager.unhang(moniker)`` thaws it."""
+        return self.manager.hang(moniker)
 
     async def restart_manager(self, kill: bool = True) -> None:
         """Stop the manager (``kill``: ``kill -9``, else an ordered shutdown) and start a

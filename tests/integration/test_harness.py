@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from component_manager.testing import (RealmBuilder, capability_requested, pid_alive, started,
-                                       stopped)
+from component_manager.testing import (RealmBuilder, capability_requested, pid_alive, restarted,
+                                       started, stopped)
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +90,33 @@ async def test_killed_programs_are_recorded_as_crashed(realm_builder):
     assert realm.kill_program("/sleeper") == 0
     await realm.wait_for(stopped("/sleeper", reason="crashed", signal=9))
     await asyncio.wait_for(cancelled.wait(), 10)
+
+
+async def test_local_callable_hooks_and_a_crash_restarted(realm_builder):
+    seen = []
+
+    async def pre_start(env):
+        seen.append(("pre_start", env["CM_MONIKER"]))
+        if len(seen) == 1:
+            raise RuntimeError("the migration is not ready")
+
+    async def post_stop(env):
+        seen.append(("post_stop", env["CM_STOP_REASON"]))
+
+    async def waits(ctx):
+        await ctx.wait_for_stop()
+
+    realm_builder.add_local_child("svc", main=waits, pre_start=pre_start, post_stop=post_stop,
+                                  program={"restart": {"policy": "on_failure", "initial_delay": "0s"}})
+    realm = await realm_builder.build()
+    failed = await realm.cm("start", "/svc", check=False)
+    assert failed.returncode != 0 and "RuntimeError: the migration is not ready" in failed.stderr
+    await realm.wait_for(stopped("/svc", reason="start_failed"))
+    await realm.wait_for(restarted("/svc", attempt=1))  # a failed start is a failure: restarted
+    realm.crash_program("/svc")
+    await realm.wait_for(stopped("/svc", reason="crashed"))
+    await realm.wait_for(restarted("/svc", attempt=2, after="crashed"))
+    assert seen[:3] == [("pre_start", "/svc"), ("pre_start", "/svc"), ("post_stop", "crashed")], seen
 
 
 async def test_restart_manager_keeps_instances_and_adopts_programs(realm_builder):

@@ -2,8 +2,6 @@
 real manager, makes one instance stop for that reason, and checks the stop record that
 `cm show` gives and the `stopped` event.
 
-Two reasons come from the restart/health/max_run_time policies, which live elsewhere: their
-rows are here, skipped with that reason, ready to be filled in (``PROVOKE`` below).
 """
 
 from __future__ import annotations
@@ -87,12 +85,21 @@ def _start_failed(manager, _tmp):
     return "/slow_start"
 
 
+def _health_check_failed(manager, _tmp):
+    manager.cm("start", "/unhealthy")  # reports NOT_SERVING after 1.5 s; two failed probes
+    return "/unhealthy"
+
+
+def _run_time_exceeded(manager, _tmp):
+    manager.cm("start", "/time_limited")
+    return "/time_limited"
+
+
 def _copy_of_example_realm(tmp: Path) -> str:
     shutil.copytree(ROOT / "components", tmp / "components", ignore=shutil.ignore_patterns("__pycache__"))
     return str(tmp / "components" / "realm.cml")
 
 
-ELSEWHERE = "produced by the restart/health/max_run_time policies, not on this branch"
 
 # reason -> (how to provoke it: returns the moniker that stops, manager options, root)
 PROVOKE = {
@@ -107,12 +114,12 @@ PROVOKE = {
     "exited": (_exited, (), GOVERNED),
     "crashed": (_crashed, (), GOVERNED),
     "start_failed": (_start_failed, (), GOVERNED),
-    # "health_check_failed": (...), "run_time_exceeded": (...),  <- the policies' rows go here
+    "health_check_failed": (_health_check_failed, (), _copy_of_example_realm),
+    "run_time_exceeded": (_run_time_exceeded, (), GOVERNED),
 }
 ALL_REASONS = ("requested idle parent_stopping package_updated resource_limit evicted destroying "
                "system_shutdown exited crashed health_check_failed start_failed run_time_exceeded").split()
-REASONS = [pytest.param(r, marks=() if r in PROVOKE else pytest.mark.skip(reason=ELSEWHERE), id=r)
-           for r in ALL_REASONS]
+REASONS = ALL_REASONS
 
 
 def test_the_table_names_every_stop_reason():
