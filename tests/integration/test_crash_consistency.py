@@ -50,6 +50,13 @@ def crash_during(manager: ManagerProcess, monkeypatch, step: str, *command: str)
     manager.start()
 
 
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
 def wait_zygote_ready(manager: ManagerProcess, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while "zygote ready" not in manager.log_text().rpartition("serving at")[2]:
@@ -74,8 +81,12 @@ def test_a_kill9_during_a_start_leaves_one_copy_or_none(manager_dir, monkeypatch
         shown = manager.show("/keeper")
         if copies:  # it ran: the new manager adopted it
             assert (shown["execution_state"], shown["pid"]) == ("running", min(copies))
+        counted = log.read_text().count("count=") if log.exists() else 0
+        was_running = bool(copies)
         manager.cm("start", "/keeper")
         running = manager.show("/keeper")["pid"]
+        if not was_running:  # ready: spawned: wait until the new copy has opened its storage
+            wait_for(lambda: log.exists() and log.read_text().count("count=") > counted)
         assert programs_using(storage) == {running}, f"one copy after a start (log: {log.read_text()})"
 
         manager.cm("stop", "/keeper")
