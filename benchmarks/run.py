@@ -34,6 +34,7 @@ SUITES = {  # name -> (module, the figure keys it produces; for the error record
     "shutdown": ("bench_shutdown", ["shutdown_inproc", "shutdown_process"]),
     "govern": ("bench_govern", ["reload_one", "pause_resume", "evict_start"]),
     "policies": ("bench_policies", ["crash_restart", "probe_cost"]),
+    "ui": ("bench_ui", ["ui_tree"]),
 }
 
 
@@ -60,8 +61,9 @@ def fmt(value, unit: str = "") -> str:
 def table(figures: list[dict]) -> str:
     rows = [("figure", "unit", "ours median", "ours p99", "baseline", "baseline median", "ratio", "target")]
     for f in figures:
-        if "error" in f:
-            rows.append((f["key"], "", "ERROR", "", f["error"][:60], "", "", ""))
+        if "error" in f or f.get("skipped"):
+            rows.append((f["key"], "", "ERROR" if "error" in f else "skipped", "",
+                         (f.get("error") or f["skipped"])[:60], "", "", ""))
             continue
         ours = f["ours"] or {}
         first = True

@@ -2,11 +2,13 @@
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
 and a manager restart, a program adopted by a manager that replaced a killed one, a
-destroyed dynamic child coming back as a new identity, a paused server whose client waits
-until it is resumed, a reload that restarts only the component whose manifest changed, and
-the governing policies: a crash restarted after a back-off, a failing liveness probe. Every
-line it prints is a real `cm` command and its real output. The realm is a copy of
-components/ in the demo's state folder, so that the demo can edit a manifest.
+destroyed dynamic child coming back as a new identity, a paused
+server whose client waits until it is resumed, a reload that restarts only the component
+whose manifest changed, the governing policies (a crash restarted after a back-off, a
+failing liveness probe), and `cm doctor`; it ends by saying how to open `cm ui` and `cm graph`
+(it leaves nothing running). Every line it prints is a real `cm` command and its real output.
+The realm is a copy of components/ in the demo's state folder, so that the demo can edit a
+manifest.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ def step(title: str) -> None:
     print(f"\n== {title}")
 
 
-def run(manager: ManagerProcess, *args: str) -> str:
+def run(manager: ManagerProcess, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+    """Run `cm ARGS`, print it and its output; any exit code outside ``ok`` ends the demo."""
     result = manager.cm(*args, check=False)
     print(f"$ cm {' '.join(args)}")
     out = (result.stdout + result.stderr).rstrip()
     if out:
         print("  " + out.replace("\n", "\n  "))
-    if result.returncode != 0:
+    if result.returncode not in ok:
         raise SystemExit(f"demo failed: cm {' '.join(args)} exited {result.returncode}")
     return result.stdout
 
@@ -131,11 +134,30 @@ def main() -> int:
         run(manager, "logs", "/workers:c1")
         keep_running(manager)
         run(manager, "list")
+        step("anything wrong? (exit 1 if so, each problem with what to run next)")
+        run(manager, "doctor", ok=(0, 1))  # 1: it found something, and says what to run
+        run(manager, "graph", "--routes", "-o", str(STATE / "realm.dot"))
+        print(f"  wrote {STATE.name}/realm.dot (--format svg draws it with Graphviz)")
     finally:
         step("ordered shutdown")
         manager.close()
         print("  done; state kept in", STATE)
+    point_to_pictures()
     return 0
+
+
+def point_to_pictures() -> None:
+    """The page and the picture are for a person to open: say how, leave nothing running."""
+    state, root = (path.relative_to(ROOT) for path in (STATE / "state", PACKAGE / "components" / "realm.cml"))
+    cm = f".venv/bin/cm --state-dir {state}"
+    step("see it: the same realm as a live web page and as a picture")
+    lines = [(f"{cm} manager run --detach --root {root}", "the manager again, on the demo's state"),
+             (f"{cm} ui", "prints a URL with a token: tree, graph, buttons, events"),
+             (f"{cm} graph --routes --format svg -o realm.svg", "the picture (needs Graphviz)"),
+             (f"kill $(cat {state}/manager.pid)", "ordered shutdown")]
+    width = max(len(command) for command, _ in lines)
+    for command, why in lines:
+        print(f"  {command:<{width}}  # {why}")
 
 
 if __name__ == "__main__":

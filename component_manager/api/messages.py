@@ -3,7 +3,7 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "show_dict", "stop_dict",
+__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
            "summary_dict"]
 
 
@@ -78,3 +78,11 @@ def event_dict(event) -> dict:
             "moniker": event.moniker, "instance_id": event.instance_id,
             "reason": event.reason or None, "detail": event.detail or None,
             "stop": stop_dict(event.stop) if event.HasField("stop") else None}
+
+
+def route_dict(r) -> dict:
+    """A RouteReport message as one of the ``routes`` of ``cm route --json``."""
+    return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
+            "error": r.error or None, "source_moniker": r.source_moniker or None,
+            "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
+                     for h in r.hops]}

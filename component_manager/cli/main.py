@@ -32,6 +32,7 @@ COMMANDS = {
     "route": "observe_cmds", "events": "observe_cmds",
     "storage": "storage_cmds",
     "completion": "completion_cmds",
+    "graph": "graph_cmds", "doctor": "doctor_cmds", "ui": "ui_cmds",
 }
 
 

@@ -13,7 +13,7 @@ from functools import partial
 import grpc
 
 from .._generated import manager_pb2
-from ..api.messages import event_dict
+from ..api.messages import event_dict, route_dict
 from ..errors import ManagerNotRunning
 from .client import Client, RemoteError
 from .exitcodes import EXIT_ERROR
@@ -45,13 +45,6 @@ def _register_events(sub) -> None:
                         help="only events of this type (started, stopped, ...); repeatable")
     events.add_argument("--json", action="store_true", help="print one JSON object per line")
     events.set_defaults(handler=_events)
-
-
-def route_dict(r) -> dict:
-    return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
-            "error": r.error or None, "source_moniker": r.source_moniker or None,
-            "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
-                     for h in r.hops]}
 
 
 def _route(args) -> int:

@@ -14,10 +14,10 @@ import sys
 import time
 
 __all__ = ["colour_enabled", "format_event", "format_route", "format_size",
-           "paint", "state_colour", "state_label", "table"]
+           "paint", "state_colour", "state_label", "status_tone", "table"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-_STATUS_COLOURS = {"running": "green", "paused": "yellow", "backing off": "yellow", "failed": "red"}
+_TONE_COLOURS = {"running": "green", "waiting": "yellow", "failed": "red"}
 
 
 def colour_enabled(args=None, stream=None) -> bool:
@@ -34,9 +34,20 @@ def paint(text: str, colour: str | None, enabled: bool) -> str:
     return f"\x1b[{_CODES[colour]}m{text}\x1b[0m"
 
 
+def status_tone(status: str) -> str:
+    """The family of a status the manager computed, for colouring it (terminal, graph, web
+    page alike): running; waiting (paused, backing off ...); failed (failed, failed (gave up
+    ...)); or quiet (stopped, unresolved, shutdown, destroyed, and anything unknown)."""
+    if status == "running":
+        return "running"
+    if status.startswith(("paused", "backing off")):
+        return "waiting"
+    return "failed" if status.startswith("failed") else "quiet"
+
+
 def state_colour(row: dict) -> str | None:
-    """running green, paused yellow, failed red, anything else dim."""
-    return _STATUS_COLOURS.get(row.get("status", ""), "dim")
+    """running green, paused or backing off yellow, failed red, anything else dim."""
+    return _TONE_COLOURS.get(status_tone(row.get("status", "")), "dim")
 
 
 def state_label(row: dict) -> str:

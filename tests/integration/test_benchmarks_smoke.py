@@ -32,6 +32,8 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path):
     assert sorted(figures) == sorted(expected_keys(quick=True))
     for key, f in figures.items():
         assert "error" not in f, (key, f.get("error"))
+        if f.get("skipped"):  # a figure that needs what this machine lacks (chromium) says why
+            continue
         assert f["ours"]["median"] is not None and f["ours"]["median"] > 0, key
         for baseline in f["baselines"]:
             assert baseline.get("median") is not None or baseline.get("why"), (key, baseline)

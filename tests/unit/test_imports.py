@@ -24,6 +24,8 @@ FORBIDDEN = {
     "manifest": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "storage", "manager", "policy"},
     "storage": {"model", "actions", "routing", "api", "cli", "testing", "sdk", "runners", "manager", "policy"},
     "runners": {"model", "actions", "routing", "api", "cli", "testing", "manager", "policy"},
+    # the web page is a client, as `cm` is: it talks to the manager over gRPC only
+    "ui": {"model", "actions", "routing", "policy", "manifest", "storage", "runners", "sdk", "testing", "manager"},
 }
 
 
