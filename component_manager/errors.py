@@ -14,6 +14,7 @@
     ├── InvalidRequest           a well-formed request that makes no sense here
     │                            (destroy a static child, start a destroyed instance)
     ├── StartError               a program could not be started (runner, timeout, config)
+    │   ├── StartAborted         a stop came first: nothing failed, try again
     │   └── LimitNotEnforceable  one of its limits cannot be enforced on this host
     ├── ResourceExhausted        a start would exceed the manager's budget, and nothing
     │                            of lower priority can be evicted to make room
@@ -66,6 +67,7 @@ __all__ = [
     "ResourceExhausted",
     "RootMismatch",
     "RouteError",
+    "StartAborted",
     "StartError",
     "StorageError",
     "UrlError",
@@ -191,6 +193,14 @@ class StartError(CmError):
         self.moniker = moniker
         self.reason = reason
         super().__init__(f"cannot start '{moniker}': {reason}")
+
+
+class StartAborted(StartError):
+    """A start was aborted by a stop (or shutdown) before the program was running: nothing
+    failed, and a caller that still needs the program may start it again."""
+
+    def __init__(self, moniker: str):
+        super().__init__(moniker, "aborted by a stop")
 
 
 class LimitNotEnforceable(StartError):

@@ -7,6 +7,9 @@ relay that refuses component programs, see ``api/relay.py``), start the root. On
 SIGINT (or ``request_shutdown()``): stop every instance in dependency order, then the
 servers, then exit 0. Shutdown is two-phase: requested (nothing new starts) and complete.
 
+Every program gets a cgroup of its own (``runners/cgroups.py``) where the host allows it;
+``CM_CGROUPS=none`` turns that off (programs are then found by their recorded identity).
+
 The python runner's zygote (``runners/zygote.py``) is started right after the model is
 built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
 ``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
@@ -36,6 +39,7 @@ from .policy import Policies
 from .policy.budget import Budget, BudgetPolicy
 from .policy.watch import PackageWatch
 from .runners import isolation
+from .runners import cgroups
 from .runners.limits import clean_groups
 from .runners.python import start_zygote, stop_zygote
 from .runners.zygote_client import zygote_enabled
@@ -87,13 +91,14 @@ class Manager:
                                package_roots=self.package_roots)
             self._check_root()
             isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
+            self.model.cgroups = cgroups.hierarchy()  # a cgroup per program: actions/tracking.py
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             if self.budget:
                 self.model.pre_start_hooks.append(BudgetPolicy(self.model, self.budget))
             clean_groups(self.state_dir, end=False)  # a dead manager's frozen programs can die
-            actions.boot(self.model)  # ... here, recorded
-            clean_groups(self.state_dir)
+            actions.boot(self.model)  # ... here, adopted or ended and recorded; the groups
+            # of what was not adopted are removed there (actions/recover.py)
             policies = Policies(self.model)
             policies.start()  # before the root starts: eager children's events are watched
             gc.freeze()  # the tree lives as long as we do: later collections need not walk it

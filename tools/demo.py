@@ -1,7 +1,8 @@
 """The main job: a manager running the example realm, driven by `cm` as a user would.
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
-and a manager restart, a destroyed dynamic child coming back as a new identity, a paused
+and a manager restart, a program adopted by a manager that replaced a killed one, a
+destroyed dynamic child coming back as a new identity, a paused
 server whose client waits until it is resumed, a reload that restarts only the component
 whose manifest changed, the governing policies (a crash restarted after a back-off, a
 failing liveness probe), and `cm doctor`; it ends by saying how to open `cm ui` and `cm graph`
@@ -115,6 +116,14 @@ def main() -> int:
         manager.start()
         run(manager, "start", "/counter")
         run(manager, "logs", "/counter")
+        step("kill -9 the manager: the counter runs on; the new manager adopts it (same pid)")
+        pid = manager.show("/counter")["pid"]
+        manager.kill9()
+        manager.start()
+        adopted = manager.show("/counter")
+        print(f"  before: pid {pid}; after: pid {adopted['pid']}, {adopted['execution_state']}")
+        if adopted["pid"] != pid:
+            raise SystemExit("demo failed: the counter was not adopted")
         step("a dynamic child: create, start, destroy, create again: a new identity, count from 1")
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")

@@ -1,24 +1,20 @@
 """Boot: rebuild the tree from the root URL and the stored records, recover the programs a
 dead manager left running, and forget transient children. Run once, before serving.
 
-Recovery: the store lists every program that was running (pid, process group, start time,
-boot id). Any of those still alive belongs to a manager that died; it is stopped (its whole
-process group killed) and its stop is recorded, so nothing is left orphaned and the
-instance can start afresh.
+Recovery (``recover.py``): destroys a dead manager committed but did not finish are
+finished first; once the tree is built, every program it left running is adopted (same
+pid, still serving) or, if it cannot be, stopped and its stop recorded.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-import time
 
 from ..model import persist
-from ..model.reasons import Disposition, StopReason, StopRecord
 from ..moniker import ROOT, ChildName, Moniker
-from ..runners import procinfo
-from ..runners.base import ProcessIdentity
 from .context import ActionContext
+from .recover import finish_destroys, recover_processes
 from .resolve import resolve
 
 log = logging.getLogger("component_manager.actions")
@@ -34,6 +30,7 @@ def boot(ctx: ActionContext) -> None:
     collecting = gc.isenabled()
     gc.disable()
     try:
+        finish_destroys(ctx)
         records = persist.load_all(ctx.store)
         ctx.root = ctx.instantiate(ROOT, None, ctx.root_url, records.get("/"))
         _resolve_quietly(ctx, ctx.root, records)
@@ -42,7 +39,7 @@ def boot(ctx: ActionContext) -> None:
         for moniker_text, record in records.items():
             if record.collection and moniker_text not in ctx.index:
                 _restore_dynamic(ctx, moniker_text, record, records)
-        _recover_processes(ctx)
+        recover_processes(ctx, records)
     finally:
         if collecting:
             gc.enable()
@@ -76,18 +73,3 @@ def _resolve_quietly(ctx: ActionContext, inst, records: dict) -> None:
     for child in list(inst.children.values()):
         if not child.is_dynamic:
             _resolve_quietly(ctx, child, records)
-
-
-def _recover_processes(ctx: ActionContext) -> None:
-    for record in list(ctx.store.all_processes()):
-        identity = ProcessIdentity(record.pid, record.pgid, record.start_ticks, record.boot_id)
-        killed = procinfo.kill_group(identity)
-        inst = ctx.index.get(record.moniker)
-        if inst is not None and inst.instance_id == record.instance_id and killed:
-            run_time = max(0.0, time.time() - record.started_at)
-            stop = StopRecord(StopReason.SYSTEM_SHUTDOWN, Disposition.KILLED, None, 9, run_time,
-                              time.time(), "left running by a manager that died; stopped at recovery")
-            ctx.record_stop_now(inst, stop)
-        if killed:
-            log.warning("recovered %s: killed %d process(es) left by a dead manager", record.moniker, killed)
-        ctx.store.delete_process(record.instance_id)

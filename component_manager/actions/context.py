@@ -40,6 +40,9 @@ class ActionContext(Protocol):
     component_address: str  # where programs reach ComponentRuntime
     framework_address: str  # where routed framework protocols are served
     framework_key: bytes
+    mark: str  # this manager's mark (its programs' environment carries it)
+    cgroups: object | None  # runners.cgroups' Hierarchy, where the host allows cgroups
+    cgroup_tag: str  # this manager's folder of cgroups in it
     pre_start_hooks: list  # async hook(inst, storage paths, config); StartError fails the start
     post_stop_hooks: list  # async hook(inst, stop record or None); failures are logged
 
@@ -62,7 +65,11 @@ class ActionContext(Protocol):
                            started_at: float = 0.0) -> None: ...
 
     def store_start(self, inst: Instance, reason: str, pid: int, identity,
-                    started_at: float) -> asyncio.Future: ...
+                    started_at: float, run_info: dict | None = None) -> asyncio.Future: ...
+
+    async def bury(self, inst: Instance) -> None: ...
+
+    def note_released(self, inst: Instance, identity, started_at: float, run_info: dict) -> None: ...
 
     async def record_stop(self, inst: Instance, record: StopRecord) -> None: ...
 

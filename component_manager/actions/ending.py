@@ -7,7 +7,7 @@ child; the members of a stage end in parallel. Ending the instance's own program
 taking capability requests (its run is marked stopping; a connect then waits for the
 action, and starts the program again); ask politely (``OnStop(reason, deadline)`` when it
 declared ``stop_event: notify``, SIGTERM otherwise); wait ``stop_timeout``; SIGTERM, then
-after 1 s SIGKILL, to its whole process group; record the reason, the disposition, the exit
+after 1 s SIGKILL, to its whole process group; kill what it left in its cgroup; record the reason, the disposition, the exit
 code or signal and the run time.
 """
 
@@ -27,6 +27,7 @@ from .._generated import component_pb2, component_pb2_grpc
 from ..model.reasons import Disposition, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.shutdown import realm_shutdown_order
+from . import tracking
 from .context import ActionContext
 from .pause import thaw
 
@@ -88,6 +89,7 @@ async def _stop_self(ctx: ActionContext, inst, reason: StopReason, detail: str =
         record = await _end_program(inst, run, reason)
         if detail:
             record = dataclasses.replace(record, detail=detail)
+        await tracking.clear(ctx, inst)
     ctx.tokens.pop(run.token, None)
     inst.run = None
     transition(inst, State.RESOLVED)  # started -> resolved

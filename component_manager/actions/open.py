@@ -5,6 +5,11 @@ walks the route, starts the provider if it is not running (start reason
 ``'/app/client' requested capability 'echo.Echo'``), waits until it is serving, and answers
 with the provider's address and a grant for that route. The data path is then direct.
 
+A connect during a stop waits for it and starts the provider again; one whose start is
+aborted by a stop tries again (up to ``OPEN_ATTEMPTS`` starts); one that joined a start that
+failed makes one start of its own. So a burst of connects during stop/start churn all end
+connected to a running provider.
+
 A protocol used ``from: "framework"`` that is one of the manager's control services
 (``FRAMEWORK_PROTOCOLS``) is answered with the address of the manager's framework server
 and a grant for that one service: a component reaches the control API only when it is
@@ -19,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import grants
-from ..errors import RouteError, StartError
+from ..errors import RouteError, StartAborted, StartError
+from ..model.action_set import ActionKind
 from ..model.reasons import capability_start_reason
 from ..routing.route import route_use
 from .context import ActionContext
@@ -27,7 +33,9 @@ from .pause import wait_resumed
 from .resolve import walk_routes
 from .start import start
 
-__all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "open_capability"]
+__all__ = ["FRAMEWORK_PROTOCOLS", "OPEN_ATTEMPTS", "Opened", "open_capability"]
+
+OPEN_ATTEMPTS = 20  # starts a connect makes while stops keep aborting them (stop/start churn)
 
 FRAMEWORK_PROTOCOLS = (
     "component_manager.v1.LifecycleController",
@@ -77,18 +85,42 @@ async def open_capability(ctx: ActionContext, client, name: str, timeout: float 
 
 async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str,
                          timeout: float | None) -> Opened:
-    if provider.run is not None and provider.run.paused:
-        await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
-    if provider.run is None and provider.restart is not None:  # a back-off: wait for its start
-        await provider.restart.wait_scheduled(provider.moniker_text, timeout)
-    if not (provider.run is not None and provider.actions.idle):  # running, nothing in flight:
-        await start(ctx, provider, capability_start_reason(str(client.moniker), name))  # no action
-    run = provider.run
+    reason = capability_start_reason(str(client.moniker), name)
+    run = None
+    for _attempt in range(OPEN_ATTEMPTS):
+        run = await _running(ctx, provider, reason, timeout)
+        if run is not None:
+            break
     if run is None or not run.serve_address:
         raise StartError(str(provider.moniker), f"it stopped before '{name}' could be opened; try again")
     run.last_connect = time.monotonic()
     grant = grants.issue(run.grant_key, str(client.moniker), source_name)
     return Opened("protocol", str(provider.moniker), address=run.serve_address, grant=grant)
+
+
+async def _running(ctx: ActionContext, provider, reason: str, timeout: float | None):
+    """The provider's run once it is running, starting it if needed; None if a stop came
+    first (the caller tries again: a start registered after a stop is a new start).
+
+    A connect that joined a start in flight which then failed also gets one start of its
+    own: it arrived while the program was (re)starting, as a connect during a stop does."""
+    if provider.run is not None and provider.run.paused:
+        await wait_resumed(provider.run)  # in order; a stop meanwhile sends us on to a new start
+    if provider.run is None and provider.restart is not None:  # a back-off: wait for its start
+        await provider.restart.wait_scheduled(provider.moniker_text, timeout)
+    if provider.run is not None and provider.actions.idle:  # running, nothing in flight:
+        return provider.run  # no action
+    joined = provider.actions.in_flight(ActionKind.START)
+    try:
+        await start(ctx, provider, reason)
+    except StartAborted:
+        return None
+    except StartError:
+        if not joined or provider.restart is not None:  # its restart policy decides when
+            raise
+        await start(ctx, provider, reason)
+    run = provider.run
+    return run if run is not None and not run.stopping else None
 
 
 def _open_framework(ctx: ActionContext, client, use, result) -> Opened:

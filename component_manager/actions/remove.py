@@ -2,6 +2,10 @@
 removed (in parallel, each through its own action set), its storage areas and log are
 deleted, and its records go with its ``destroyed`` event in one durable commit.
 
+Intent before effect: a tombstone is committed first. A manager killed after it (with the
+storage half deleted, or not yet) finishes the destroy when it boots (``actions/boot.py``):
+an instance is never listed without its storage.
+
 ``destroy.py`` runs shutdown and then this; a shutdown runs it for its transient children,
 which end with their parent.
 """
@@ -12,6 +16,7 @@ import asyncio
 import logging
 import shutil
 
+from ..faults import crash_point
 from ..model.action_set import ActionKind
 from ..model.states import State, transition
 from .context import ActionContext
@@ -48,9 +53,12 @@ async def remove_now(ctx: ActionContext, inst) -> None:
     """The body: for a caller that already holds the instance's destroy action."""
     if inst.state is State.DESTROYED:
         return
+    await ctx.bury(inst)  # intent before effect: a tombstone, then the storage goes
+    crash_point("destroy.tombstone")
     await remove_all(ctx, list(inst.children.values()))
     ctx.areas.delete(inst.instance_id)
     ctx.log_path(inst).unlink(missing_ok=True)
     shutil.rmtree(ctx.socket_path(inst).parent, ignore_errors=True)  # its own folder (TMPDIR)
+    crash_point("destroy.deleted")
     transition(inst, State.DESTROYED)  # shutdown -> destroyed
     await ctx.remove(inst)

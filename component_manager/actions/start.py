@@ -1,10 +1,12 @@
 """Start: run an instance's program and wait until it is serving.
 
 In order: resolve; check config; create storage areas on first use; run pre_start hooks;
-launch the program through its runner (its startup info carries a fresh token and grant
-key, so grants and tokens of an earlier run stop working); wait until it reports serving
-(or, for ``ready: spawned``, until it exists) within ``start_timeout``; record the start
-reason. Eager children are started afterwards, outside this action, so a child that asks
+launch the program *held* through its runner (its startup info carries a fresh token and
+grant key, so grants and tokens of an earlier run stop working); put it in its cgroup and
+commit its start and process record (intent before effect: a manager killed before this
+commit leaves a held program that exits without running, one killed after it leaves a
+recorded program the next manager adopts); release it; wait until it reports serving (or,
+for ``ready: spawned``, nothing more) within ``start_timeout``; publish ``started``. Eager children are started afterwards, outside this action, so a child that asks
 its parent for a capability while starting does not wait on its own start.
 
 A start that fails, times out or is aborted by a stop kills what it launched and records a
@@ -22,6 +24,7 @@ import signal
 import time
 
 from ..errors import CmError, ConfigError, InvalidRequest, RouteError, StartError, StorageError
+from ..faults import crash_point
 from ..grants import new_key
 from ..model.action_set import ActionKind
 from ..model.config import config_values
@@ -29,17 +32,18 @@ from ..model.instance import Run
 from ..model.reasons import START_EAGER, Disposition, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.route import route_use
-from ..runners import get_runner
+from ..runners import get_runner, procinfo
 from ..runners.base import LaunchSpec
 from ..runners.files import files_stamp
 from ..runners.startup import StartupInfo
+from . import tracking
 from .context import ActionContext
 from .resolve import RoutingView, resolve_async
 from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["mark_serving", "start"]
+__all__ = ["mark_serving", "start", "watch_exit"]
 
 
 async def start(ctx: ActionContext, inst, reason: str) -> bool:
@@ -126,36 +130,27 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
         component_address=ctx.component_address, token=run.token,
         serve_address=run.serve_address, grant_key=run.grant_key.hex(), protocols=protocols,
         storage=storage, stop_event=program.stop_event, ready=program.ready,
-        idle_timeout_ms=program.idle_timeout_ms,
+        idle_timeout_ms=program.idle_timeout_ms, stop_timeout_ms=program.stop_timeout_ms,
     )
     spec = LaunchSpec(str(inst.moniker), inst.instance_id, program, inst.package_dir,
-                      ctx.log_path(inst), startup,
+                      ctx.log_path(inst), startup, held=True,
+                      extra_env=((procinfo.ENV_MARK, f"{ctx.mark}/{inst.instance_id}"),),
                       on_serving=functools.partial(mark_serving, run) if program.ready == "serving" else None)
     ctx.tokens[run.token] = (inst, run)
-    stored = None  # the start's records, committed while the program gets ready
     _mark_log(spec.log_path, reason)
     try:
         run.program = await get_runner(program.runner).launch(spec)
+        crash_point("start.launched")
+        await _record_then_release(ctx, inst, run, reason)
         if program.ready == "serving":
-            stored = ctx.store_start(inst, reason, run.pid, run.program.identity, run.started_at)
             await _wait_serving(inst, run, program.start_timeout_ms / 1000)
-            await stored
-            inst.run = run
-            transition(inst, State.STARTED)  # resolved -> started
-            ctx.events.publish("started", inst, reason=reason)
-        else:
-            inst.run = run
-            transition(inst, State.STARTED)  # resolved -> started
-            await ctx.record_start(inst, reason, run.pid, run.program.identity, run.started_at)
+        inst.run = run
+        transition(inst, State.STARTED)  # resolved -> started
+        ctx.events.publish("started", inst, reason=reason)
     except BaseException as e:
-        if stored is not None:
-            stored.add_done_callback(_ignore_outcome)  # the stop record _abandon writes follows it
-        if inst.run is run:  # its start record could not be stored: it does not count
-            inst.run = None
-            transition(inst, State.RESOLVED)  # started -> resolved
         await _abandon(ctx, inst, run, e)
         raise
-    ctx.owner.spawn(_watch_exit(ctx, inst, run), f"watch {inst.moniker}")
+    ctx.owner.spawn(watch_exit(ctx, inst, run), f"watch {inst.moniker}")
 
 
 def _mark_log(path, reason: str) -> None:
@@ -172,9 +167,24 @@ def _mark_log(path, reason: str) -> None:
         os.close(fd)
 
 
-def _ignore_outcome(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: the failure that matters is reported by the caller
+async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str) -> None:
+    """Intent before effect: the held program joins its cgroup, its process record (how to
+    find it, what adopting it needs) is committed, and only then may it run."""
+    cgroup = tracking.join(ctx, inst, run.program)
+    info = _run_info(run, reason, cgroup)
+    identity = run.program.identity
+    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info)
+    crash_point("start.recorded")
+    run.program.release()
+    if identity is not None:
+        ctx.note_released(inst, identity, run.started_at, info)
+    crash_point("start.released")
+
+
+def _run_info(run: Run, reason: str, cgroup: str) -> dict:
+    """What a restarted manager needs to adopt the program (stored in its own LMDB)."""
+    return {"token": run.token, "grant_key": run.grant_key.hex(), "serve_address": run.serve_address,
+            "reason": reason, "config": run.config, "cgroup": cgroup}
 
 
 def mark_serving(run: Run) -> None:
@@ -209,11 +219,12 @@ async def _abandon(ctx: ActionContext, inst, run: Run, error: BaseException) -> 
     detail = str(error) if isinstance(error, CmError) else (
         "aborted by a stop" if isinstance(error, asyncio.CancelledError) else f"{type(error).__name__}: {error}")
     if run.program is not None:
+        await tracking.clear(ctx, inst)
         await ctx.record_stop(inst, StopRecord.start_failed(
             status, time.monotonic() - run.started_monotonic, detail))
 
 
-async def _watch_exit(ctx: ActionContext, inst, run: Run) -> None:
+async def watch_exit(ctx: ActionContext, inst, run: Run) -> None:
     """A program that ends by itself is stopped as exited (with its code) or crashed."""
     status = await run.program.wait()
     if run.stopping or inst.run is not run:

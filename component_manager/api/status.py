@@ -34,6 +34,7 @@ CODES: dict[type, grpc.StatusCode] = {
     e.InvalidTransition: C.FAILED_PRECONDITION,
     e.InvalidRequest: C.FAILED_PRECONDITION,
     e.StartError: C.FAILED_PRECONDITION,
+    e.StartAborted: C.ABORTED,  # nothing failed: try again
     e.LimitNotEnforceable: C.FAILED_PRECONDITION,
     e.ResourceExhausted: C.RESOURCE_EXHAUSTED,
     e.ConfigError: C.FAILED_PRECONDITION,

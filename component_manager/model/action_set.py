@@ -27,7 +27,7 @@ import asyncio
 import enum
 from collections.abc import Awaitable, Callable
 
-from ..errors import StartError
+from ..errors import StartAborted
 
 __all__ = ["ABORTS", "ActionKind", "ActionSet", "TaskOwner", "WAITS_FOR"]
 
@@ -99,7 +99,7 @@ class ActionSet:
     async def register(self, kind: ActionKind, run: Callable[[], Awaitable]):
         """Run ``run()`` as the action ``kind``, or join the one in flight; return its result.
 
-        Raises what the action raises; StartError when a start is aborted by a stop."""
+        Raises what the action raises; StartAborted when a start is aborted by a stop."""
         task = self._in_flight.get(kind)
         if task is None:
             before = [t for k, t in self._in_flight.items() if k in WAITS_FOR[kind]]
@@ -115,7 +115,7 @@ class ActionSet:
         except asyncio.CancelledError:
             if task.cancelled() and not asyncio.current_task().cancelling():
                 # The action was aborted (a stop cancelled a start), not this waiter.
-                raise StartError(str(self._instance.moniker), "aborted by a stop") from None
+                raise StartAborted(str(self._instance.moniker)) from None
             raise
 
     def _forget(self, kind: ActionKind, task: asyncio.Task) -> None:

@@ -15,13 +15,15 @@ Records of concurrent requests share one group commit (``TopologyStore.commit``)
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from pathlib import Path
 
 from ..errors import InstanceNotFound
 from ..moniker import Moniker, parse
-from ..storage.areas import StorageAreas
+from ..runners.limits import tag_of
 from ..runners.isolation import own_folder
+from ..storage.areas import StorageAreas
 from ..storage.topology import TopologyStore
 from . import persist
 from .action_set import TaskOwner
@@ -56,6 +58,9 @@ class Model:
         self.creating: set[str] = set()  # monikers of dynamic children whose create commits
         self.framework_address = ""  # where routed control protocols are served (api/server.py)
         self.framework_key = b""  # grants for them are made with this key
+        self.mark = tag_of(self.log_dir)  # in its programs' environment: CM_INSTANCE_MARK
+        self.cgroups = None  # runners.cgroups' Hierarchy when the manager has one (set by it)
+        self.cgroup_tag = tag_of(self.log_dir)  # names this manager's folder of cgroups
         self.pre_start_hooks: list = []  # filled by policy.Policies (hooks.py)
         self.post_stop_hooks: list = []
         self.root: Instance | None = None
@@ -97,21 +102,35 @@ class Model:
         child.parent.children[str(child.moniker.leaf)] = child
 
     def forget_subtree(self, moniker_text: str, records: dict) -> None:
-        """Delete, at boot, the storage and records of an instance that is not restored."""
+        """Delete, at boot, the storage, logs and records of an instance that is not
+        restored (and its tombstone, if a destroy of it was interrupted)."""
         prefix = moniker_text + "/"
         for text, record in records.items():
             if text == moniker_text or text.startswith(prefix):
                 self.areas.delete(record.instance_id)
-        self.store.delete_subtree(moniker_text)
+                (self.log_dir / f"{record.instance_id}.log").unlink(missing_ok=True)
+                shutil.rmtree(own_folder(self.run_dir, record.instance_id), ignore_errors=True)
+        batch = self.store.new_batch()
+        batch.delete_subtree(moniker_text)
+        batch.delete_tombstone(moniker_text)
+        self.store.commit_now(batch)
+
+    async def bury(self, inst: Instance) -> None:
+        """Commit that ``inst`` is being destroyed, before its storage goes: a manager killed
+        in between finishes the destroy when it boots (never an instance without storage)."""
+        batch = self.store.new_batch()
+        batch.put_tombstone(inst.moniker_text, inst.instance_id)
+        await self.store.commit(batch)
 
     async def remove(self, inst: Instance) -> None:
-        """Forget a destroyed instance: its records go, and its ``destroyed`` event is stored,
-        in one durable commit (its descendants are already gone)."""
+        """Forget a destroyed instance: its records and tombstone go, and its ``destroyed``
+        event is stored, in one durable commit (its descendants are already gone)."""
         if inst.parent is not None:
             inst.parent.children.pop(str(inst.moniker.leaf), None)
         self.index.pop(inst.moniker_text, None)
         batch = self.store.new_batch()
         batch.delete_subtree(inst.moniker_text)
+        batch.delete_tombstone(inst.moniker_text)
         event = self.events.stage(batch, "destroyed", inst)
         await self.store.commit(batch)
         self.events.deliver(event)
@@ -160,16 +179,31 @@ class Model:
         await self.store.commit(batch)
         self.events.deliver(event)
 
-    def store_start(self, inst: Instance, reason: str, pid: int, identity, started_at: float) -> asyncio.Future:
-        """Commit the start's records (not its event) while the program gets ready: a start
-        that waits for ``ready: serving`` then answers without a commit after it serves.
-        The caller publishes ``started`` once it serves."""
-        return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at))
+    def store_start(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
+                    run_info: dict | None = None) -> asyncio.Future:
+        """Commit the start's records (not its event) before the program may run: the
+        process record (with ``run_info``, what adopting it after a restart needs) lets a
+        later manager find it. The caller publishes ``started`` once it is ready."""
+        return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at, run_info))
 
-    def _start_batch(self, inst: Instance, reason: str, pid: int, identity, started_at: float):
+    def note_released(self, inst: Instance, identity, started_at: float, run_info: dict) -> None:
+        """Note, lazily, that the program was released (``run_info["released"]``): only a
+        released program is adopted after a restart. Lost in a crash, it costs an adoption
+        (the program is stopped instead), never a second copy."""
+        batch = self.store.new_batch()
+        persist.save_process(batch, inst, identity, started_at, {**run_info, "released": True})
+        self.store.commit_lazily(batch).add_done_callback(_ignore_outcome)
+
+    def _start_batch(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
+                     run_info: dict | None = None):
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
         batch = self.store.new_batch()
         persist.save(batch, inst)
         if identity is not None:
-            persist.save_process(batch, inst, identity, started_at)
+            persist.save_process(batch, inst, identity, started_at, run_info)
         return batch
+
+
+def _ignore_outcome(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()  # a failed lazy note only costs an adoption after a crash

@@ -27,11 +27,11 @@ def load_all(store) -> dict:
     return {record.moniker: record for record in store.all_instances()}
 
 
-def save_process(writer, inst, identity: ProcessIdentity, started_at: float) -> None:
+def save_process(writer, inst, identity: ProcessIdentity, started_at: float, run_info: dict | None = None) -> None:
     writer.put_process(ProcessRecord(
         instance_id=inst.instance_id, moniker=str(inst.moniker), pid=identity.pid,
         pgid=identity.pgid, start_ticks=identity.start_ticks, boot_id=identity.boot_id,
-        started_at=started_at,
+        started_at=started_at, run=run_info,
     ))
 
 

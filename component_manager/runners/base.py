@@ -1,6 +1,7 @@
 """The runner protocol: how the manager launches a program and learns that it ended.
 
-A runner turns a LaunchSpec into a running Program. The stop protocol itself (OnStop, then
+A runner turns a LaunchSpec into a running Program (or, with ``spec.held``, a program that
+exists, has its pid and identity, and waits for ``release()`` before it runs any of its code). The stop protocol itself (OnStop, then
 SIGTERM, then SIGKILL) lives in ``actions/stop.py``; a runner only gives it the primitives:
 ``signal_group`` and ``wait``. Every program runs in its own process group so that one signal
 reaches everything it spawned.
@@ -62,6 +63,7 @@ class LaunchSpec:
     startup: StartupInfo
     extra_env: tuple[tuple[str, str], ...] = ()
     on_serving: Callable[[], None] | None = None  # called when the program reports it serves
+    held: bool = False  # launch it held: it runs nothing of its own until ``release()``
 
 
 class Program(Protocol):
@@ -76,6 +78,11 @@ class Program(Protocol):
 
     def signal_group(self, sig: int) -> None:
         """Send ``sig`` to the program's whole process group; no error if it is gone."""
+
+    def release(self) -> None:
+        """Let a program launched ``held`` run. Until then it runs none of its own code, and
+        if the manager dies first it exits (127) without having run any: the start records
+        it durably in between (intent before effect). A no-op for a program not held."""
 
     @property
     def exited(self) -> bool: ...

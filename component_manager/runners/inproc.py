@@ -67,6 +67,9 @@ class InprocProgram:
                 self._signal = int(sig)
             self._task.cancel()
 
+    def release(self) -> None:
+        """Nothing to hold: it lives and dies with a manager (no process of its own to find)."""
+
     @property
     def exited(self) -> bool:
         return self._done.done()

@@ -88,6 +88,9 @@ class LocalProgram:
         except (OSError, RuntimeError):
             pass
 
+    def release(self) -> None:
+        """Nothing to hold: it lives and dies with a manager (no process of its own to find)."""
+
     @property
     def exited(self) -> bool:
         return self._done.done()

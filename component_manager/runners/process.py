@@ -19,6 +19,7 @@ kernel without pidfds, from ``waitpid`` in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -39,12 +40,27 @@ __all__ = ["ChildProgram", "ProcessRunner", "spawn"]
 class ChildProgram(WatchedProcess):
     """A program we spawned (we are its parent, so we reap it). Implements ``base.Program``."""
 
-    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None):
+    def __init__(self, popen: subprocess.Popen, identity: ProcessIdentity | None, go_fd: int | None = None):
         self.pid = popen.pid
         self.identity = identity
         self._popen = popen
+        self._go_fd = -1 if go_fd is None else go_fd  # held: the write end of its stdin gate
         self._done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
+        self._done.add_done_callback(lambda _f: self._close_go())
         self._watch()
+
+    def release(self) -> None:
+        if self._go_fd >= 0:
+            try:
+                os.write(self._go_fd, _GO)
+            except OSError:
+                pass  # it died meanwhile: its end is reported like any other
+            self._close_go()
+
+    def _close_go(self) -> None:
+        fd, self._go_fd = self._go_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     def _watch(self) -> None:
         loop = self._done.get_loop()
@@ -82,7 +98,16 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
     then the program's ``env``, then the spec's ``extra_env``, then ``CM_STARTUP_FD``. Raises StartError if it cannot be spawned.
     The fork and exec run in a spawner thread (see ``_SPAWNERS``); the program is watched
     by the running event loop.
+
+    Held (``spec.held``): ``/bin/sh`` runs first and waits on its stdin, a pipe, for "go"
+    (``ChildProgram.release``), then execs the program in place (same pid, same identity)
+    with stdin on ``/dev/null``. If the manager dies first, the pipe reads EOF and the shell
+    exits without running the program. This costs one small exec (~1 ms). A limited program
+    already waits at such a gate (``limits.wrap``) until it is in its cgroup: held, that one
+    gate is opened by ``release()`` instead, once it is in its cgroup.
     """
+    if spec.held:
+        _check_executable(spec, argv[0])
     confinement = await isolation.prepare(spec)  # isolation: its uid, Landlock, non-dumpable
     log_fd = _open_log(spec)
     try:
@@ -91,32 +116,61 @@ async def spawn(spec: LaunchSpec, argv: Sequence[str], env_defaults: Mapping[str
         os.close(log_fd)
         raise StartError(spec.moniker, f"cannot pass the startup info: {e.strerror}") from None
     env = _environment(spec, env_defaults, read_end, confinement)
-    gate_r, gate_w = os.pipe2(os.O_CLOEXEC) if enforcement is not None else (None, None)
+    gated = spec.held or enforcement is not None
+    gate_r, gate_w = os.pipe2(os.O_CLOEXEC) if gated else (None, None)
+    command = list(argv)
+    if enforcement is not None:
+        command = enforcement.wrap(command)  # its gate is the hold too
+    elif spec.held:
+        command = [_SHELL, "-c", _HOLD, *command]
     launched = asyncio.get_running_loop().run_in_executor(
-        _SPAWNERS, _popen, enforcement.wrap(list(argv)) if enforcement else list(argv),
-        spec.package_dir, env, log_fd, read_end, confinement, gate_r)
+        _SPAWNERS, _popen, command, spec.package_dir, env, log_fd, read_end, confinement, gate_r)
     try:
         popen, identity = await asyncio.shield(launched)
         if enforcement is not None:
-            _let_in(spec, popen, enforcement, gate_w)
+            _let_in(spec, popen, enforcement, None if spec.held else gate_w)
     except asyncio.CancelledError:
+        _close(gate_w)  # at its gate, it reads EOF and never runs
         launched.add_done_callback(_kill_unowned)  # the start was aborted meanwhile
         raise
     except OSError as e:
+        _close(gate_w)
         raise StartError(spec.moniker, _describe(e, argv[0])) from None
-    finally:
-        if gate_w is not None:
-            os.close(gate_w)  # (a program still at its gate reads EOF, and never runs)
-    return with_limits(ChildProgram(popen, identity), enforcement)
+    except BaseException:
+        _close(gate_w)
+        raise
+    if not spec.held:
+        _close(gate_w)  # said "go" already, if there was a gate
+        gate_w = None
+    return with_limits(ChildProgram(popen, identity, gate_w), enforcement)
 
 
-def _let_in(spec: LaunchSpec, popen, enforcement, gate_w: int) -> None:
+_SHELL = "/bin/sh"
+_GO = b"go\n"
+# Read one line from stdin (the go pipe); anything but "go" (EOF: the manager died) exits 127.
+_HOLD = 'read -r go && [ "$go" = go ] || exit 127; exec "$0" "$@" </dev/null'
+
+
+def _check_executable(spec: LaunchSpec, executable: str) -> None:
+    """Held programs are exec'd by the shell: say what a direct spawn would have said."""
+    if not os.access(executable, os.X_OK):
+        error = os.strerror(errno.ENOENT if not os.path.exists(executable) else errno.EACCES)
+        raise StartError(spec.moniker, f"cannot run {executable}: {error}")
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None and fd >= 0:
+        os.close(fd)
+
+
+def _let_in(spec: LaunchSpec, popen, enforcement, gate_w: int | None) -> None:
     """Put the spawned program, waiting at its gate (``limits.wrap``), into its cgroup, then
-    let it exec. We do it, as root: the program may already run under its own uid and
-    Landlock (isolation.py), which cannot reach the cgroup files."""
+    (``gate_w``: not held) let it exec. We do it, as root: the program may already run under
+    its own uid and Landlock (isolation.py), which cannot reach the cgroup files."""
     try:
         enforcement.join(popen.pid)
-        os.write(gate_w, b"go\n")
+        if gate_w is not None:
+            os.write(gate_w, _GO)
     except OSError as e:
         os.killpg(popen.pid, signal.SIGKILL)
         _SPAWNERS.submit(popen.wait)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 from .base import ProcessIdentity
 
-__all__ = ["boot_id", "identity_of", "is_alive", "kill_group"]
+__all__ = ["ENV_MARK", "boot_id", "identity_of", "is_alive", "kill_group", "kill_pids", "marked"]
+
+ENV_MARK = "CM_INSTANCE_MARK"  # "<manager mark>/<instance id>", in every program's environment
 
 _PROC = Path("/proc")
 _boot_id: str | None = None
@@ -57,11 +59,20 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(b")") + 2:].decode().split()
 
 
-def _pgid_ticks_state(pid: int) -> tuple[int, int, str] | None:
+def _pgid_ticks_state(pid: int) -> tuple[int, int, str, int] | None:
+    """(process group, start ticks, state, session) of ``pid``, or None."""
     fields = _stat_fields(pid)
     if fields is None:
         return None
-    return int(fields[5 - 3]), int(fields[22 - 3]), fields[3 - 3]
+    return int(fields[5 - 3]), int(fields[22 - 3]), fields[3 - 3], int(fields[6 - 3])
+
+
+def _member(identity: ProcessIdentity, found) -> bool:
+    """Alive, in the identity's group or session (a program's session id is its pid, as
+    is its group's: a child that made a group of its own is still in the session), and
+    started no earlier than the identity's process."""
+    return (_live(found) and identity.pgid in (found[0], found[3])
+            and found[1] >= identity.start_ticks)
 
 
 def identity_of(pid: int) -> ProcessIdentity:
@@ -69,11 +80,11 @@ def identity_of(pid: int) -> ProcessIdentity:
     found = _pgid_ticks_state(pid)
     if found is None:
         raise ProcessLookupError(pid)
-    pgid, ticks, _state = found
+    pgid, ticks, _state, _session = found
     return ProcessIdentity(pid=pid, pgid=pgid, start_ticks=ticks, boot_id=boot_id())
 
 
-def _live(found: tuple[int, int, str] | None) -> bool:
+def _live(found: tuple | None) -> bool:
     return found is not None and found[2] not in ("Z", "X")
 
 
@@ -91,14 +102,14 @@ def _group_members(identity: ProcessIdentity) -> list[int]:
     for entry in os.scandir(_PROC):
         if not entry.name.isdigit():
             continue
-        found = _pgid_ticks_state(int(entry.name))
-        if _live(found) and found[0] == identity.pgid and found[1] >= identity.start_ticks:
+        if _member(identity, _pgid_ticks_state(int(entry.name))):
             members.append(int(entry.name))
     return members
 
 
 def kill_group(identity: ProcessIdentity, timeout: float = 5.0) -> int:
-    """SIGKILL every live member of the identity's process group and wait until they are gone.
+    """SIGKILL every live member of the identity's process group or session and wait until
+    they are gone.
 
     A member is a process whose pgid is the identity's and that started no earlier than the
     identity's process (so a recycled pgid of a later, unrelated group that started before
@@ -129,5 +140,38 @@ def _wait_gone(identity: ProcessIdentity, pids: list[int], timeout: float) -> No
 
 
 def _still_member(identity: ProcessIdentity, pid: int) -> bool:
-    found = _pgid_ticks_state(pid)
-    return _live(found) and found[0] == identity.pgid and found[1] >= identity.start_ticks
+    return _member(identity, _pgid_ticks_state(pid))
+
+
+def marked(manager_mark: str) -> dict[int, str]:
+    """Live processes whose environment (as it was at their exec) carries ``ENV_MARK`` of
+    this manager: pid -> instance id. A program's children inherit it, whatever session or
+    group they make; a process that clears its environment before exec is not found."""
+    needle = f"{ENV_MARK}={manager_mark}/".encode()
+    found = {}
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read(1 << 20)
+        except OSError:
+            continue
+        start = environ.find(needle)
+        if start >= 0 and (start == 0 or environ[start - 1] == 0):
+            value = environ[start + len(needle):].split(b"\0", 1)[0]
+            if _live(_pgid_ticks_state(int(entry.name))):
+                found[int(entry.name)] = value.decode(errors="replace")
+    return found
+
+
+def kill_pids(pids: list[int]) -> int:
+    """SIGKILL each of ``pids`` (found just before); how many were signalled."""
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed

@@ -34,6 +34,7 @@ class StartupInfo:
     stop_event: str = "none"
     ready: str = "spawned"
     idle_timeout_ms: int = 0
+    stop_timeout_ms: int = 0  # how long a stop waits for it: the drain deadline after SIGTERM
 
     def to_json(self) -> bytes:
         # not asdict(): it deep-copies every field, a cost paid on every start
@@ -43,7 +44,8 @@ class StartupInfo:
     def from_json(cls, data: bytes | str) -> StartupInfo:
         raw = json.loads(data)
         raw["protocols"] = tuple(raw.get("protocols", ()))
-        return cls(**raw)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})  # a newer manager's extras
 
     @classmethod
     def from_inherited_fd(cls, environ=os.environ) -> StartupInfo:

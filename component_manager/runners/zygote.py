@@ -15,7 +15,8 @@ object per message::
     zygote  -> manager  {"ready": PID}                                   once, after the imports
     manager -> zygote   {"launch": N, "module": "m", "args": [...], "cwd": DIR,
                          "env": {...}, "startup_fd": 7,
-                         "confine": {...}}                   + SCM_RIGHTS [log fd, startup socket]
+                         "confine": {...}, "held": true}     + SCM_RIGHTS [log fd, startup socket]
+    manager -> zygote   {"go": P}        a held child may run now (its start is recorded)
     zygote  -> manager  {"launched": N, "pid": P, "start_ticks": T}      + SCM_RIGHTS [pidfd of P]
                      or {"refused": N, "error": "one line"}              (the manager then spawns)
     zygote  -> manager  {"exit": P, "status": S}          S as from waitpid, whenever a child ends
@@ -25,12 +26,15 @@ when the manager closes its end. Scenario: the manager asks to launch ``echo.ser
 zygote checks it can run it faithfully (below), hands the request to its *spare* (a child it
 forked ahead of time, while idle, that has already left the zygote: own session, signals,
 descriptors) or, if it has none, forks one now; answers the manager with the pid and a
-pidfd; then says "go" to the child. Meanwhile the child takes the program's log, startup
-pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard streams, and enters its
-confinement (``isolation.enter``: its uid, Landlock, non-dumpable); after "go" it runs
+pidfd; then says "go" to the child, or, for a held launch, waits until the manager says
+``{"go": P}`` (once it has recorded the start durably). Meanwhile the child takes the
+program's log, startup pipe, cwd, environment, ``sys.path``, ``sys.argv`` and standard
+streams, and enters its confinement (``isolation.enter``: its uid, Landlock,
+non-dumpable); after "go" it runs
 ``runpy._run_module_as_main`` and ends as the interpreter would (``zygote_child.py``). A
 child whose zygote dies before "go" exits without running the program, so the manager's
-fallback spawn can never run it twice.
+fallback spawn can never run it twice; and as the zygote exits when the manager's end of its
+socket closes, a held child of a manager killed before it recorded the start never runs.
 
 Choices, and why:
 
@@ -159,6 +163,7 @@ class ForkServer:
         self.base_path = [p for p in sys.path if p not in self.own_pythonpath]
         self.spare: tuple[int, socket.socket] | None = None  # (pid, our end of its socket)
         self.spare_delay_ms = SPARE_AFTER_IDLE_MS
+        self.held: dict[int, tuple] = {}  # pid -> (say go, close): launched held, not released
 
     def serve(self) -> int:
         poller = select.poll()
@@ -187,6 +192,7 @@ class ForkServer:
                 self.spare[1].close()  # killed by someone before it was used: fork another
                 self.spare = None
             else:
+                self.release(pid, False)  # died held: nothing to say "go" to
                 _send(self.control, {"exit": pid, "status": status})
 
     def fork_spare(self) -> None:
@@ -217,7 +223,9 @@ class ForkServer:
             number = None
             request = json.loads(data)
             number = request.get("launch")
-            if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 2:
+            if "go" in request:
+                self.release(int(request["go"]), True)
+            elif flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != 2:
                 _send(self.control, {"refused": number, "error": "malformed launch request"})
             else:
                 self.launch(number, request, fds)
@@ -251,13 +259,13 @@ class ForkServer:
             return False
         pid, channel = self.spare
         self.spare = None
-        with channel:
-            try:
-                _send(channel, request, fds)
-            except OSError:
-                return False  # it died; reap() will collect it
-            self.answer_launch(number, pid)
-            _say_go(lambda: channel.send(_GO))
+        try:
+            _send(channel, request, fds)
+        except OSError:
+            channel.close()
+            return False  # it died; reap() will collect it
+        self.answer_launch(number, pid)
+        self.go_or_hold(request, pid, lambda: channel.send(_GO), channel.close)
         return True
 
     def launch_fresh(self, number, request: dict, fds: list[int]) -> None:
@@ -271,9 +279,31 @@ class ForkServer:
         os.close(go_r)
         try:  # the child sets itself up meanwhile; it runs the program only after "go"
             self.answer_launch(number, pid)
-            _say_go(lambda: os.write(go_w, _GO))
-        finally:
+        except BaseException:
             os.close(go_w)
+            raise
+        self.go_or_hold(request, pid, lambda: os.write(go_w, _GO), lambda: os.close(go_w))
+
+    def go_or_hold(self, request: dict, pid: int, say_go, close) -> None:
+        """Say "go" now, or (a held launch) when the manager says so (``release``)."""
+        if request.get("held"):
+            self.held[pid] = (say_go, close)
+            return
+        try:
+            _say_go(say_go)
+        finally:
+            close()
+
+    def release(self, pid: int, go: bool) -> None:
+        """The manager's word on a held child: "go", or drop it (it exits 127 unrun)."""
+        held = self.held.pop(pid, None)
+        if held is not None:
+            say_go, close = held
+            try:
+                if go:
+                    _say_go(say_go)
+            finally:
+                close()
 
     def answer_launch(self, number, pid: int) -> None:
         pidfd = os.pidfd_open(pid)  # the child is not reaped before we are back in serve()

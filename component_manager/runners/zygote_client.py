@@ -79,9 +79,10 @@ def startup_variables(env) -> dict[str, str]:
 class ZygoteProgram(WatchedProcess):
     """A program the zygote forked (its parent is the zygote). Implements ``base.Program``."""
 
-    def __init__(self, pid: int, identity: ProcessIdentity, pidfd: int):
+    def __init__(self, pid: int, identity: ProcessIdentity, pidfd: int, zygote: Zygote | None = None):
         self.pid = pid
         self.identity = identity
+        self._zygote = zygote  # set while it is held: the zygote says "go" for us
         self._done: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         self._pidfd = pidfd
         self._ended = False  # its pidfd fired: it has ended, its status may still be on the way
@@ -93,6 +94,11 @@ class ZygoteProgram(WatchedProcess):
         self._ended = True
         if self._zygote_lost:
             self._resolve(UNKNOWN_STATUS)
+
+    def release(self) -> None:
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.say_go(self.pid)
 
     def on_exit_status(self, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
@@ -285,7 +291,7 @@ class Zygote:
     def _on_launched(self, message: dict, pidfd: int) -> None:
         pid, number = int(message["pid"]), message["launched"]
         identity = ProcessIdentity(pid=pid, pgid=pid, start_ticks=int(message["start_ticks"]), boot_id=boot_id())
-        program = self._programs[pid] = ZygoteProgram(pid, identity, pidfd)  # owns the pidfd now
+        program = self._programs[pid] = ZygoteProgram(pid, identity, pidfd, self)  # owns the pidfd now
         future = self._pending.pop(number, None)
         if future is None or future.done():
             program.signal_group(signal.SIGKILL)  # its start gave up waiting: nobody owns it
@@ -313,7 +319,7 @@ class Zygote:
                 return None
             request = {"module": spec.program.module, "args": list(spec.program.args), "moniker": spec.moniker,
                        "cwd": str(spec.package_dir), "env": env, "startup_fd": read_end,
-                       "confine": confinement and confinement.to_dict()}
+                       "confine": confinement and confinement.to_dict(), "held": spec.held}
             if enforcement is not None:
                 request["limits"] = enforcement.for_zygote()
             program = await self._request(spec.moniker, request, [log_fd, read_end])
@@ -322,6 +328,15 @@ class Zygote:
             os.close(log_fd)
             if read_end >= 0:
                 os.close(read_end)
+
+    def say_go(self, pid: int) -> None:
+        """Let a held child run. If the zygote is gone, so is the child (it exits unrun)."""
+        if self._sock is None:
+            return
+        try:
+            socket.send_fds(self._sock, [json.dumps({"go": pid}).encode()], [])
+        except OSError as e:
+            log.warning("cannot tell the zygote to run %d: %s", pid, e)
 
     async def _request(self, moniker: str, request: dict, fds: list[int]) -> ZygoteProgram | None:
         self._launches += 1

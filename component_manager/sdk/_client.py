@@ -9,6 +9,7 @@ metadata on every call.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -21,6 +22,9 @@ from ..grant_guard import GRANT_WIRE_KEYS
 __all__ = ["GrantChannel", "RuntimeClient", "TOKEN_METADATA", "grant_channel"]
 
 TOKEN_METADATA = "cm-token"
+# How long a call whose grant keeps going stale (a provider in stop/start churn) is tried
+# again, when it has no timeout of its own (with one, until that runs out).
+RENEW_WINDOW_S = 30.0
 
 
 class GrantChannel:
@@ -32,11 +36,14 @@ class GrantChannel:
     keeps one channel per provider address.
 
     With ``renew`` (what ``ComponentContext.connect`` gives), a unary-unary call that finds
-    its grant stale is repeated once with a fresh one: ``renew()`` asks the manager again
-    (which starts the provider if it stopped) and updates this view. Stale means the call
-    never ran at the provider: no connection could be made (UNAVAILABLE "failed to connect":
-    the provider stopped) or its grant check refused a grant of an earlier run
-    (PERMISSION_DENIED, ``grants.NOT_ISSUED_HERE``). A call that failed after it reached the
+    its grant stale is repeated with a fresh one (until its timeout, or ``RENEW_WINDOW_S``):
+    ``renew()`` asks the manager again (which waits for a stop in flight and starts the
+    provider again) and updates this view. Stale means the call never ran at the provider:
+    no connection could be made (UNAVAILABLE "failed to connect": the provider stopped), the
+    provider's server was shutting down before the call reached a handler (CANCELLED, as
+    gRPC cancels the calls it has not dispatched when it stops; a call cancelled after it ran
+    says "Cancelling all calls" instead), or its grant check refused a grant of an earlier
+    run (PERMISSION_DENIED, ``grants.NOT_ISSUED_HERE``). A call that failed after it reached the
     provider (it died mid-call) is not repeated: it may have run. Streaming calls are not
     repeated either (their requests may be consumed): they fail, and the next call uses the
     renewed grant.
@@ -175,17 +182,22 @@ class _RenewingCall:
         return self._result().__await__()
 
     async def _result(self):
-        try:
-            return await self._call
-        except grpc.aio.AioRpcError as e:
-            if not _stale(e):
-                raise
-            unavailable = e.code() == grpc.StatusCode.UNAVAILABLE
         view = self._multicallable._view
-        await view.renew(self._generation, unavailable)
         request, metadata, kwargs = self._args
-        self._call = self._multicallable._current()(request, metadata=view._with_grant(metadata), **kwargs)
-        return await self._call
+        timeout = kwargs.get("timeout")
+        deadline = time.monotonic() + (timeout if timeout is not None else RENEW_WINDOW_S)
+        while True:
+            try:
+                return await self._call
+            except grpc.aio.AioRpcError as e:
+                if not _stale(e) or time.monotonic() >= deadline:
+                    raise
+                unavailable = e.code() == grpc.StatusCode.UNAVAILABLE
+            await view.renew(self._generation, unavailable)
+            self._generation = view.generation
+            if timeout is not None:  # the call's own deadline covers all its tries
+                kwargs = {**kwargs, "timeout": max(0.0, deadline - time.monotonic())}
+            self._call = self._multicallable._current()(request, metadata=view._with_grant(metadata), **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._call, name)
@@ -194,8 +206,10 @@ class _RenewingCall:
 def _stale(error: grpc.aio.AioRpcError) -> bool:
     """The call never ran at the provider, so it can be repeated (see GrantChannel)."""
     code, details = error.code(), error.details() or ""
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return "failed to connect" in details  # not "Socket closed": that call may have run
+    if code == grpc.StatusCode.UNAVAILABLE:  # not "Socket closed": that call may have run
+        return "failed to connect" in details
+    if code == grpc.StatusCode.CANCELLED:  # by a server shutting down, before any handler
+        return details == "CANCELLED"  # (one it cancelled mid-call says "Cancelling all calls")
     return code == grpc.StatusCode.PERMISSION_DENIED and grants.NOT_ISSUED_HERE in details
 
 

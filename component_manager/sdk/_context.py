@@ -6,8 +6,10 @@ program that only waits can still receive OnStop), the manager channel at the fi
 
 Stopping, in one place (``_stop``): OnStop from the manager, an accepted idle RequestStop,
 or SIGTERM all run the ``on_stop`` callbacks once (bounded by the OnStop deadline), then
-release ``wait_for_stop()``. When ``main`` returns, ``run`` drains the calls in flight,
-closes channels and storage, and the process exits 0 (1 if ``main`` raised).
+release ``wait_for_stop()``. When ``main`` returns, ``run`` drains the calls in flight
+(the server takes no new call; those in flight may finish until the stop deadline: OnStop's,
+or ``stop_timeout`` after SIGTERM), closes channels and storage, and the process exits 0
+(1 if ``main`` raised).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ _FAILED = (grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.
 # gRPC shares connections (and their reconnect backoff) between channels to one address by
 # default: a channel made to replace a failed one must not inherit that backoff.
 _OWN_SUBCHANNELS = (("grpc.use_local_subchannel_pool", 1),)
-_DEFAULT_STOP_GRACE_S = 2.0
+_DEFAULT_STOP_GRACE_S = 2.0  # no deadline known (an older manager's SIGTERM)
+_EXIT_MARGIN_S = 0.25  # of the stop deadline, kept to close and exit before it
 
 UnaryHandler = Callable[[bytes, grpc.aio.ServicerContext], Awaitable[bytes]]
 StopCallback = Callable[[str], Awaitable[None]]
@@ -335,9 +338,16 @@ class ComponentContext:
         self._storage.clear()
 
     def _grace(self) -> float:
+        """How long calls in flight may go on: until the stop deadline, less the time to
+        close and exit (the manager forces the stop at the deadline)."""
         if self._stop_deadline:
-            return max(0.0, self._stop_deadline - time.time())
+            left = self._stop_deadline - time.time()
+            return max(0.0, left - min(_EXIT_MARGIN_S, left / 10))
         return _DEFAULT_STOP_GRACE_S
+
+    def _sigterm_deadline(self) -> float | None:
+        timeout_ms = self.startup.stop_timeout_ms
+        return time.time() + timeout_ms / 1000 if timeout_ms > 0 else None
 
 
 def _frozen(value):
@@ -384,9 +394,11 @@ def _let_clients_connect(address: str) -> None:
 
 
 def _install_sigterm(loop: asyncio.AbstractEventLoop, ctx: ComponentContext) -> bool:
-    """SIGTERM is a stop too (reason "terminated"): callbacks run, then main may return."""
+    """SIGTERM is a stop too (reason "terminated"): callbacks run, then main may return.
+    Its deadline is the component's ``stop_timeout`` from now, as for OnStop: calls in
+    flight drain until then."""
     try:
-        loop.add_signal_handler(signal.SIGTERM, ctx._begin_stop, "terminated", None)
+        loop.add_signal_handler(signal.SIGTERM, lambda: ctx._begin_stop("terminated", ctx._sigterm_deadline()))
         return True
     except (RuntimeError, ValueError):  # not the main thread
         return False

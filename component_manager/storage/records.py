@@ -22,19 +22,20 @@ __all__ = ["InstanceRecord", "ProcessRecord", "RecordFormatError"]
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _DECODE = json.JSONDecoder().decode
 _VERSION = 1
+_PROCESS_VERSION = 2  # version 2 added ``run``
 
 
 class RecordFormatError(ValueError):
     """A stored value is not a record of a version this code reads (wrapped by the store)."""
 
 
-def _decode(data: bytes, width: int) -> list[Any]:
+def _decode(data: bytes, width: int, version: int = _VERSION) -> list[Any]:
     try:
         fields = _DECODE(str(data, "utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise RecordFormatError(f"not a JSON record: {e}") from None
-    if type(fields) is not list or len(fields) != width + 1 or fields[0] != _VERSION:
-        raise RecordFormatError(f"expected a version-{_VERSION} record of {width} fields")
+    if type(fields) is not list or len(fields) != width + 1 or fields[0] != version:
+        raise RecordFormatError(f"expected a version-{version} record of {width} fields")
     return fields
 
 
@@ -75,6 +76,13 @@ class ProcessRecord:
     (even after ``kill -9``) finds it. ``start_ticks`` and ``boot_id`` tell a live process
     from a later one that reuses the pid. Example:
     ``ProcessRecord(id, "/app/server", pid=4242, pgid=4242, start_ticks=981234, boot_id="…")``.
+
+    It is committed before the program may run (``actions/start.py``), and ``run`` holds
+    what a restarted manager needs to adopt it rather than kill it: ``{"token", "grant_key"
+    (hex), "serve_address", "reason", "config", "cgroup", "released"}``: "released" is noted
+    (lazily) once the program was let run; only then is it adopted. These are secrets of the run;
+    the store is the manager's alone. A version-1 record (no ``run``) is read with ``run``
+    empty: its program cannot be adopted, only stopped.
     """
 
     instance_id: str
@@ -84,16 +92,21 @@ class ProcessRecord:
     start_ticks: int
     boot_id: str
     started_at: float = 0.0
+    run: dict | None = None
 
     def to_bytes(self) -> bytes:
-        return _ENCODE([_VERSION, self.moniker, self.pid, self.pgid, self.start_ticks,
-                        self.boot_id, self.started_at]).encode("utf-8")
+        return _ENCODE([_PROCESS_VERSION, self.moniker, self.pid, self.pgid, self.start_ticks,
+                        self.boot_id, self.started_at, self.run]).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, instance_id: str, data: bytes) -> ProcessRecord:
         """Raises RecordFormatError if ``data`` is not a process record."""
-        _, moniker, pid, pgid, start_ticks, boot_id, started_at = _decode(data, 6)
-        return cls(instance_id, moniker, pid, pgid, start_ticks, boot_id, started_at)
+        try:
+            _, moniker, pid, pgid, start_ticks, boot_id, started_at, run = _decode(data, 7, _PROCESS_VERSION)
+        except RecordFormatError:
+            _, moniker, pid, pgid, start_ticks, boot_id, started_at = _decode(data, 6)
+            run = None
+        return cls(instance_id, moniker, pid, pgid, start_ticks, boot_id, started_at, run)
 
 
 def encode_json(value: Any) -> bytes:

@@ -14,6 +14,7 @@ stop), the programs running right now (so a restarted manager finds them), the l
                 b"root_url"         -> the root URL the tree was built from (utf-8)
                 b"event_seq"        -> next event sequence number
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
+                b"tomb\\0<moniker>" -> instance id of an instance being destroyed
 
 Every commit is durable (LMDB ``sync=True``: data pages, then the meta page, each fsynced),
 so a crash, even of the machine, never leaves a half-written or corrupt store. Two ways in:
@@ -95,6 +96,9 @@ def _settle_future(future: asyncio.Future, results: list | None, error: BaseExce
         future.set_exception(error)
 
 
+_TOMB = b"tomb\0"
+
+
 def _incarnation_key(parent_moniker: str, collection: str) -> bytes:
     return b"inc\0" + parent_moniker.encode() + b"\0" + collection.encode()
 
@@ -158,6 +162,14 @@ class Batch:
 
     def delete_process(self, instance_id: str) -> None:
         key, db = instance_id.encode(), self._s._processes
+        self._ops.append(lambda txn: txn.delete(key, db=db))
+
+    def put_tombstone(self, moniker: str, instance_id: str) -> None:
+        """Mark ``moniker`` as being destroyed: a later manager finishes the destroy."""
+        self._put(_TOMB + moniker.encode(), instance_id.encode(), self._s._meta)
+
+    def delete_tombstone(self, moniker: str) -> None:
+        key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_uid(self, instance_id: str, uid: int) -> None:
@@ -416,6 +428,18 @@ class TopologyStore:
         with self._read() as txn:
             items = list(txn.cursor(db=self._processes))
         return [self._record(ProcessRecord, k.decode(), v) for k, v in items]
+
+    def tombstones(self) -> dict[str, str]:
+        """Moniker -> instance id of every destroy that was committed but not finished."""
+        with self._read() as txn:
+            cursor = txn.cursor(db=self._meta)
+            found = {}
+            if cursor.set_range(_TOMB):
+                for key, value in cursor:
+                    if not key.startswith(_TOMB):
+                        break
+                    found[key[len(_TOMB):].decode()] = value.decode()
+        return found
 
     # ---- restart states -----------------------------------------------------------------
 

@@ -36,6 +36,8 @@ from ..cli.client import CHANNEL_OPTIONS
 from ..cli.output import log_tail
 from ..runners import procinfo
 from ..runners.base import ProcessIdentity
+from ..runners import cgroups
+from ..runners.limits import tag_of
 from ..storage.topology import TopologyStore
 
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
@@ -276,12 +278,24 @@ def _matches(event: dict, match: dict) -> bool:
 
 def kill_leftover_programs(state_dir: Path) -> int:
     """Kill any program process group the store says is running (after a kill -9 test)."""
+    killed = _kill_cgroups(Path(state_dir))
     path = Path(state_dir) / "manager.lmdb"
     if not path.exists():
-        return 0
+        return killed
     store = TopologyStore(path)
     try:
-        return sum(procinfo.kill_group(ProcessIdentity(r.pid, r.pgid, r.start_ticks, r.boot_id))
-                   for r in store.all_processes())
+        return killed + sum(procinfo.kill_group(ProcessIdentity(r.pid, r.pgid, r.start_ticks, r.boot_id))
+                            for r in store.all_processes())
     finally:
         store.close()
+
+
+def _kill_cgroups(state_dir: Path) -> int:
+    """Kill the programs in the cgroups of the manager of ``state_dir``; remove them."""
+    hier = cgroups.hierarchy()
+    if hier is None or not state_dir.exists():
+        return 0
+    tag = tag_of(state_dir.resolve() / "logs")
+    killed = sum(len(group.pids()) for group in hier.groups(tag))
+    hier.clean(tag)
+    return killed

@@ -189,7 +189,7 @@ def test_pause_uses_the_cgroup_freezer_and_stop_of_a_paused_instance_works(manag
 
 
 @needs_cgroups
-def test_a_program_frozen_when_the_manager_died_is_ended_by_the_next_manager(manager_dir):
+def test_a_program_frozen_when_the_manager_died_is_thawed_and_adopted_by_the_next_manager(manager_dir):
     with ManagerProcess(manager_dir, root=GOVERNED) as manager:
         manager.cm("start", "/few_files")
         pid = manager.show("/few_files")["pid"]
@@ -197,10 +197,12 @@ def test_a_program_frozen_when_the_manager_died_is_ended_by_the_next_manager(man
         manager.kill9()
         assert pid_alive(pid)
         manager.start()
-        assert not pid_alive(pid)
         shown = manager.show("/few_files")
-        assert shown["execution_state"] == "stopped"
-        assert shown["last_stop"]["reason"] == "system_shutdown"
+        assert (shown["pid"], shown["execution_state"]) == (pid, "running")
+        assert _proc_state(pid) != "D"  # thawed: it runs on
+        stopped = manager.cm_json("stop", "/few_files")
+        assert stopped["disposition"] == "stopped" and not pid_alive(pid)
+        assert manager.show("/few_files")["last_stop"]["reason"] == "requested"
 
 
 def test_pause_of_what_is_not_running_is_a_failed_precondition(manager_dir):

@@ -39,10 +39,14 @@ def test_counter_state_survives_stop_start_and_kill9(manager_dir):
         manager.start()
         after = manager.show("/counter")
         assert after["instance_id"] == before["instance_id"]
-        assert not pid_alive(before["pid"]), "the restarted manager must stop what the dead one left"
-        assert after["execution_state"] == "stopped"
-        assert after["last_stop"]["reason"] == "system_shutdown"
+        assert after["pid"] == before["pid"], "the restarted manager adopts what the dead one left"
+        assert after["execution_state"] == "running"
+        manager.cm("start", "/counter")  # already running: no second copy
+        assert counts(manager, "/counter") == [1, 2]
 
+        manager.cm("stop", "/counter")
+        assert not pid_alive(before["pid"])
+        assert manager.show("/counter")["last_stop"]["reason"] == "requested"
         manager.cm("start", "/counter")
         assert counts(manager, "/counter")[-1] == 3
 

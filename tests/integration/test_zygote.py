@@ -105,7 +105,7 @@ def test_cm_zygote_0_turns_it_off(manager_dir, monkeypatch):
         assert zygote_pid(manager) is None
 
 
-def test_a_forked_program_left_by_a_killed_manager_is_found_and_stopped(manager_dir):
+def test_a_forked_program_left_by_a_killed_manager_is_found_and_adopted(manager_dir):
     with ManagerProcess(manager_dir) as manager:
         zygote = wait_zygote_ready(manager)
         manager.cm("start", "/counter")
@@ -115,5 +115,7 @@ def test_a_forked_program_left_by_a_killed_manager_is_found_and_stopped(manager_
         manager.kill9()  # the zygote sees its socket close and exits; the program stays
         assert pid_alive(before["pid"])
         manager.start()
-        assert not pid_alive(before["pid"]), "recovery finds a forked program by its identity"
-        assert manager.show("/counter")["last_stop"]["reason"] == "system_shutdown"
+        assert manager.show("/counter")["pid"] == before["pid"], "recovery adopts a forked program"
+        manager.cm("stop", "/counter")
+        assert not pid_alive(before["pid"])
+        assert manager.show("/counter")["last_stop"]["reason"] == "requested"

@@ -282,3 +282,21 @@ async def test_lazy_commits_are_made_within_a_bound_and_before_a_history_read(st
     b.append_event({"type": "read soon"})
     store.commit_lazily(b)
     assert [e["type"] for e in store.events()] == ["alone", "read soon"]
+
+
+def test_a_process_record_keeps_what_adopting_needs_and_reads_older_records():
+    run = {"token": "t", "grant_key": "ab", "serve_address": "unix:/s", "reason": "r", "config": {}, "cgroup": ""}
+    record = ProcessRecord("id", "/a", 4242, 4242, 981, "boot", 1.5, run)
+    assert ProcessRecord.from_bytes("id", record.to_bytes()) == record
+    older = b'[1,"/a",4242,4242,981,"boot",1.5]'  # version 1: no run, so not adoptable
+    assert ProcessRecord.from_bytes("id", older).run is None
+
+
+def test_tombstones_are_committed_and_removed_with_the_records(store):
+    with store.batch() as b:
+        b.put_tombstone("/c:x", "id1")
+    assert store.tombstones() == {"/c:x": "id1"}
+    with store.batch() as b:
+        b.delete_subtree("/c:x")
+        b.delete_tombstone("/c:x")
+    assert store.tombstones() == {}

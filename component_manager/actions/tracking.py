@@ -1,0 +1,92 @@
+"""Where a program's processes are tracked: its instance's cgroup (``runners/cgroups.py``,
+the one ``runners/limits.py`` uses for a limited program), when the manager has cgroups.
+Joined while the program is held (before it runs, so that everything it forks is in it
+too), emptied and removed once the program has ended: nothing a program leaves behind (a
+daemonized child, a new session) outlives its stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+
+from .context import ActionContext
+
+log = logging.getLogger("component_manager.actions")
+
+__all__ = ["clear", "empty", "group_name", "group_of", "join", "remove"]
+
+EMPTY_TIMEOUT_S = 5.0
+
+
+def group_name(instance_id: str) -> str:
+    """The cgroup folder's name: the id's first 16 characters, as ``limits.py`` names it."""
+    return instance_id[:16]
+
+
+def group_of(ctx: ActionContext, instance_id: str):
+    """The cgroup of ``instance_id`` (it may not exist), or None without cgroups."""
+    hier = ctx.cgroups
+    if hier is None:
+        return None
+    name = group_name(instance_id)
+    return hier.group_class({c: base / f"cm-{ctx.cgroup_tag}" / name for c, base in hier.bases.items()})
+
+
+def join(ctx: ActionContext, inst, program) -> str:
+    """Put the held ``program`` in ``inst``'s cgroup; its folder, or "" without one."""
+    hier = ctx.cgroups
+    if hier is None or not program.pid:
+        return ""
+    limits = getattr(program, "limits", None)
+    if limits is not None and getattr(limits, "group", None) is not None:
+        return str(next(iter(limits.group.dirs.values())))  # in its limits' cgroup already
+    try:
+        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag)
+        for path in group.procs_paths:
+            with open(path, "w") as f:
+                f.write(str(program.pid))
+    except OSError as e:
+        log.warning("%s: cannot use a cgroup (%s); found by its process identity instead", inst.moniker, e)
+        return ""
+    return str(next(iter(group.dirs.values())))
+
+
+async def clear(ctx: ActionContext, inst) -> None:
+    """Kill what is left in ``inst``'s cgroup (its program has ended) and remove it."""
+    group = group_of(ctx, inst.instance_id)
+    if group is None:
+        return
+    if group.pids():
+        killed = await asyncio.to_thread(empty, group)
+        log.info("%s: killed %d process(es) its program left behind", inst.moniker, killed)
+    remove(group)
+
+
+def empty(group, timeout: float = EMPTY_TIMEOUT_S) -> int:
+    """SIGKILL everything in ``group`` until it is empty (one may fork meanwhile) or
+    ``timeout``; how many were signalled."""
+    group.thaw()  # a frozen task cannot die
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while (pids := group.pids()) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return len(killed)
+
+
+def remove(group) -> None:
+    try:
+        group.remove()
+    except OSError as e:
+        log.warning("removing cgroup %s: %s", next(iter(group.dirs.values())), e)
