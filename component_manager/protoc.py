@@ -3,7 +3,7 @@ its package: `cm protoc` (or ``python -m component_manager.protoc``), built on g
 
     cm protoc hello/hello.proto            # hello/hello_pb2.py, hello_pb2_grpc.py, hello_pb2.pyi
     cm protoc protos/*.proto -o hello/     # into another folder (a package)
-    cm protoc a.proto -I ../shared         # more folders to find imported .proto files
+    cm protoc a.proto -I ../common         # more folders to find imported .proto files
 
 Plain ``grpc_tools.protoc`` writes ``import hello_pb2 as hello__pb2`` into
 ``hello_pb2_grpc.py``: an absolute import that only works when the output folder itself is
