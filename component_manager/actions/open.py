@@ -73,9 +73,10 @@ async def open_capability(ctx: ActionContext, client, name: str, timeout: float 
     if result.source == "framework":
         return _open_framework(ctx, client, use, result)
     provider = ctx.find(result.source_moniker)
-    ctx.events.publish("capability_requested", provider, reason=capability_start_reason(str(client.moniker), name))
+    reason = capability_start_reason(str(client.moniker), name)
+    ctx.events.publish("capability_requested", provider, reason=reason)
     if use.kind == "protocol":
-        return await _open_protocol(ctx, client, provider, name, result.source_name, timeout)
+        return await _open_protocol(ctx, client, provider, name, result.source_name, reason, timeout)
     if use.kind == "storage":
         return Opened("storage", str(provider.moniker), path=str(ctx.areas.path_for(client.instance_id, use.target_name)))
     if use.kind == "directory":
@@ -84,8 +85,8 @@ async def open_capability(ctx: ActionContext, client, name: str, timeout: float 
 
 
 async def _open_protocol(ctx: ActionContext, client, provider, name: str, source_name: str,
-                         timeout: float | None) -> Opened:
-    reason = capability_start_reason(str(client.moniker), name)
+                         reason: str, timeout: float | None) -> Opened:
+    """``reason``: the start reason, if the provider has to start."""
     run = None
     for _attempt in range(OPEN_ATTEMPTS):
         run = await _running(ctx, provider, reason, timeout)

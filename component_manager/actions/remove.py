@@ -42,9 +42,8 @@ async def remove_all(ctx: ActionContext, instances) -> None:
 async def remove_transient_children(ctx: ActionContext, inst) -> None:
     """Remove the shut-down children of ``inst`` in transient collections; a failure is
     logged, not raised: the parent's shutdown has happened all the same."""
-    transient = [c for c in list(inst.children.values()) if c.durability == "transient"]
     try:
-        await remove_all(ctx, transient)
+        await remove_all(ctx, inst.transient_children())
     except Exception as e:  # noqa: BLE001 - logged; the rest were removed
         log.warning("removing the transient children of %s: %s", inst.moniker, e)
 

@@ -29,7 +29,7 @@ from ..grants import new_key
 from ..model.action_set import ActionKind
 from ..model.config import config_values
 from ..model.instance import Run
-from ..model.reasons import START_EAGER, Disposition, StopReason, StopRecord
+from ..model.reasons import START_EAGER, StopReason, StopRecord
 from ..model.states import State, transition
 from ..routing.route import route_use
 from ..runners import get_runner, procinfo
@@ -71,12 +71,12 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         await ctx.record_start(inst, reason, 0)
         return False
     try:
-        config = config_values(RoutingView(ctx), inst)
+        config = {key: value for key, (value, _source) in config_values(RoutingView(ctx), inst).items()}
         storage = _prepare_storage(ctx, inst)
     except (ConfigError, StartError, StorageError) as e:  # nothing launched; still a failed start
         await ctx.record_stop(inst, StopRecord.start_failed(None, 0.0, str(e)))
         raise
-    await _run_pre_start_hooks(ctx, inst, storage, {key: value for key, (value, _) in config.items()})
+    await _run_pre_start_hooks(ctx, inst, storage, config)
     await _launch(ctx, inst, reason, storage, config)
     return False
 
@@ -88,8 +88,7 @@ async def _run_pre_start_hooks(ctx: ActionContext, inst, storage: dict[str, str]
         for hook in ctx.pre_start_hooks:
             await hook(inst, storage, config)
     except StartError as e:
-        await ctx.record_stop(inst, StopRecord(StopReason.START_FAILED, Disposition.STOPPED,
-                                               stopped_at=time.time(), detail=e.reason))
+        await ctx.record_stop(inst, StopRecord.start_failed(None, 0.0, e.reason))
         raise
 
 
@@ -111,7 +110,7 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
     return paths
 
 
-async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config) -> None:
+async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict) -> None:
     program = inst.decl.program
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
     serve_address = ""
@@ -122,7 +121,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
         serve_address = f"unix:{serve_path}"
     run = Run(token=secrets.token_urlsafe(24), grant_key=new_key(), serve_address=serve_address,
               start_reason=reason)
-    run.config = {key: value for key, (value, _source) in config.items()}
+    run.config = config
     run.files_stamp = files_stamp(program, inst.package_dir)  # a reload compares it
     run.serving = asyncio.get_running_loop().create_future()
     startup = StartupInfo(

@@ -36,8 +36,7 @@ async def _stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "") 
     record = await walk(ctx, inst, reason, lambda children, why: _stop_children(ctx, children, why),
                         detail)
     if record is not None:
-        transient = [c for c in list(inst.children.values()) if c.durability == "transient"]
-        await asyncio.gather(*(destroy(ctx, c) for c in transient), return_exceptions=True)
+        await asyncio.gather(*(destroy(ctx, c) for c in inst.transient_children()), return_exceptions=True)
     await run_post_stop_hooks(ctx, inst, record)
     if record is not None and inst.durability == "single_run":
         ctx.owner.spawn(destroy(ctx, inst), f"destroy single_run {inst.moniker}")

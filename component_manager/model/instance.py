@@ -115,6 +115,10 @@ class Instance:
         coll = self.parent.decl.collection(self.collection)
         return coll.durability if coll else ""
 
+    def transient_children(self) -> list[Instance]:
+        """Its children in transient collections: they end with it (a stop destroys them)."""
+        return [c for c in list(self.children.values()) if c.durability == "transient"]
+
     def walk(self):
         """This instance and every descendant, parents first (depth first, in child order).
         A stack, not nested generators: a realm of 100,000 would make 100,000 of them."""

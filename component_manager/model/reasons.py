@@ -76,7 +76,8 @@ class StopRecord:
 
     @classmethod
     def start_failed(cls, status, run_time: float, detail: str) -> StopRecord:
-        """A start that failed after launching: ``status`` is how the program ended (or None)."""
+        """A failed start: ``status`` is how the launched program ended (None when nothing was
+        launched, or how it ended is not known)."""
         signal = status.signal if status else None
         return cls(StopReason.START_FAILED, Disposition.KILLED if signal else Disposition.STOPPED,
                    status.exit_code if status else None, signal, run_time, time.time(), detail)
