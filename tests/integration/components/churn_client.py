@@ -6,10 +6,9 @@ import asyncio
 import sys
 
 import grpc
+from slow_calls import call, exit_code, report
 
 from component_manager import sdk
-
-RESULT: list[int] = []
 
 
 async def connect_and_call(ctx) -> str:
@@ -17,11 +16,8 @@ async def connect_and_call(ctx) -> str:
         channel = await ctx.connect("test.Slow", refresh=True)
     except grpc.aio.AioRpcError as e:
         return f"connect: {e.code().name}: {e.details()}"
-    try:
-        await channel.unary_unary("/test.Slow/Call")(b"x", timeout=60)
-        return "OK"
-    except grpc.aio.AioRpcError as e:
-        return f"call: {e.code().name}: {e.details()}"
+    outcome = await call(channel)
+    return outcome if outcome == "OK" else f"call: {outcome}"
 
 
 async def main(ctx: sdk.ComponentContext) -> None:
@@ -30,11 +26,8 @@ async def main(ctx: sdk.ComponentContext) -> None:
     for burst in range(bursts):
         print(f"burst {burst}", flush=True)
         results += await asyncio.gather(*(connect_and_call(ctx) for _ in range(n)))
-    failed = [r for r in results if r != "OK"]
-    print(f"ok={len(results) - len(failed)} failed={len(failed)} errors={sorted(set(failed))[:5]}", flush=True)
-    RESULT.append(0 if not failed else 1)
+    report(results)
 
 
 if __name__ == "__main__":
-    code = asyncio.run(sdk.run_async(main))
-    raise SystemExit(code or (RESULT[0] if RESULT else 99))
+    raise SystemExit(exit_code(asyncio.run(sdk.run_async(main))))
