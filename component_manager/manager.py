@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import actions
 from .api.relay import make_non_dumpable
-from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, RUNTIME_SOCKET, start_servers
+from .api.server import CONTROL_SOCKET, FRAMEWORK_SOCKET, QUERY_SOCKET, RUNTIME_SOCKET, start_servers
 from .errors import ManagerAlreadyRunning, RootMismatch
 from .model.model import Model
 from .model.reasons import START_ROOT, StopReason
@@ -123,7 +123,7 @@ class Manager:
             await stop_zygote()
             clean_groups(self.state_dir)
             isolation.deconfigure()
-            for name in (CONTROL_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
+            for name in (CONTROL_SOCKET, QUERY_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
                 (self.state_dir / name).unlink(missing_ok=True)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

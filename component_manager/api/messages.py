@@ -1,19 +1,30 @@
-"""Wire messages as plain dicts, for clients (``cm --json``, the test harness): one place
-that knows which proto fields are optional, so every client shows the same shapes."""
+"""Wire messages as plain dicts, for clients (``cm --json``, the test harness) and for the
+query socket, which sends them ready made (``query_socket.py``): one place that knows which
+proto fields are optional, so every client shows the same shapes."""
 
 from __future__ import annotations
 
 __all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
-           "summary_dict"]
+           "summary_dict", "summary_row"]
+
+
+def summary_row(f: dict) -> dict:
+    """InstanceSummary fields as a dict (a field at its default may be left out, as
+    ``api/control.summary_fields`` and protobuf's ``ListFields`` leave it) as the stable row
+    of ``cm list --json``. The one place that shapes a row: the manager's query socket sends
+    these, a gRPC client makes them with ``summary_dict``."""
+    status = f.get("status", "")
+    return {"moniker": f.get("moniker", ""), "url": f.get("url", ""), "instance_id": f.get("instance_id", ""),
+            "state": f.get("state", ""), "execution_state": f.get("execution_state", ""),
+            "incarnation": f.get("incarnation", 0), "pid": f.get("pid") or None,
+            "last_stop_reason": f.get("last_stop_reason") or None,
+            "last_stop_disposition": f.get("last_stop_disposition") or None, "status": status,
+            "status_detail": f.get("status_detail") or status}
 
 
 def summary_dict(s) -> dict:
     """An InstanceSummary message as the stable shape of ``cm list --json`` (one row)."""
-    return {"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
-            "execution_state": s.execution_state, "incarnation": s.incarnation,
-            "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
-            "last_stop_disposition": s.last_stop_disposition or None, "status": s.status,
-            "status_detail": s.status_detail or s.status}
+    return summary_row({field.name: value for field, value in s.ListFields()})
 
 
 def show_dict(d) -> dict:

@@ -66,7 +66,7 @@ from ..runners.isolation import make_non_dumpable
 
 log = logging.getLogger("component_manager.api")
 
-__all__ = ["ControlRelay", "HiddenSocket", "peer_refusal", "make_non_dumpable"]
+__all__ = ["ControlRelay", "HiddenSocket", "admitted", "peer_refusal", "make_non_dumpable"]
 
 _BUFFER = 1 << 20  # socket buffer sizes of relayed connections
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -152,6 +152,17 @@ def peer_refusal(pid: int, uid: int, program_sessions: Iterable[int], *,
     return ""
 
 
+def admitted(transport: asyncio.Transport, program_sessions: Callable[[], Iterable[int]], what: str) -> bool:
+    """Whether the peer of a new connection may use ``what`` (``peer_refusal`` on its
+    SO_PEERCRED); a refusal is logged. The control relay and the query socket both ask."""
+    sock = transport.get_extra_info("socket")
+    pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    why = peer_refusal(pid, uid, program_sessions())
+    if why:
+        log.warning("refused a connection to %s: %s", what, why)
+    return not why
+
+
 class ControlRelay:
     """Accept on ``listen_path`` (created 0600), refuse component programs, relay the rest
     to ``connect_path``. ``program_sessions()`` returns the session ids of running programs.
@@ -190,15 +201,10 @@ class ControlRelay:
         self.listen_path.unlink(missing_ok=True)
 
     def _admit(self, transport: asyncio.Transport) -> bool:
-        sock = transport.get_extra_info("socket")
-        pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                                          _PEERCRED.size))
-        why = peer_refusal(pid, uid, self.program_sessions())
-        if why:
+        if not admitted(transport, self.program_sessions, "the control API"):
             self.refused += 1
-            log.warning("refused a connection to the control API: %s", why)
             return False
-        _set_buffers(sock)
+        _set_buffers(transport.get_extra_info("socket"))
         return True
 
 

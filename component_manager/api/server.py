@@ -7,6 +7,8 @@
   its run token). The control API is never on the address programs are given.
 * ``framework.sock``: the control services again, for components that *use* one of them
   ``from: "framework"``; every call needs a grant for its service, issued by Connect.
+* ``query.sock``: RealmQuery's ListInstances and GetInstance as JSON, for `cm list` and
+  `cm show` without grpc (``query_socket.py``); the same peers as ``manager.sock``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from ..grant_guard import ActivityTracker, GrantInterceptor
 from .._generated import component_pb2_grpc, manager_pb2, manager_pb2_grpc
 from .control import EventStreamServicer, LifecycleServicer, RealmQueryServicer, RealmServicer
 from .decoding import DecodingRegistrar
+from .query_socket import QueryServer
+from .query_wire import QUERY_SOCKET
 from .relay import ControlRelay, HiddenSocket
 from .runtime import RuntimeServicer
 
-__all__ = ["CONTROL_SOCKET", "FRAMEWORK_SOCKET", "RUNTIME_SOCKET", "Servers", "start_servers"]
+__all__ = ["CONTROL_SOCKET", "FRAMEWORK_SOCKET", "QUERY_SOCKET", "RUNTIME_SOCKET", "Servers", "start_servers"]
 
 CONTROL_SOCKET = "manager.sock"
 RUNTIME_SOCKET = "component.sock"
@@ -54,10 +58,11 @@ def running_program_sessions(model) -> set[int]:
 class Servers:
     """What ``start_servers`` started; ``stop()`` ends them all."""
 
-    def __init__(self, grpc_servers, relay: ControlRelay, hidden: HiddenSocket):
+    def __init__(self, grpc_servers, relay: ControlRelay, hidden: HiddenSocket, query: QueryServer):
         self.grpc_servers = grpc_servers
         self.relay = relay
         self.hidden = hidden
+        self.query = query
 
     @property
     def control_target(self) -> str:
@@ -65,6 +70,7 @@ class Servers:
         return self.hidden.target
 
     async def stop(self, grace: float = 0.5) -> None:
+        await self.query.stop()
         await self.relay.stop()
         for server in self.grpc_servers:
             await server.stop(grace=grace)
@@ -116,6 +122,8 @@ async def start_servers(model, state_dir: Path) -> Servers:
     model.framework_address = f"unix:{framework_path}"
     relay = ControlRelay(control_path, hidden.connect_path, lambda: running_program_sessions(model))
     await relay.start()
+    query = QueryServer(model, state_dir / QUERY_SOCKET, lambda: running_program_sessions(model))
+    await query.start()
     for name in ("", *services):  # the server as a whole, and each service by its full name
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Servers([control, framework, runtime], relay, hidden)
+    return Servers([control, framework, runtime], relay, hidden, query)

@@ -24,6 +24,14 @@ class RemoteError(CmError):
         self.code = error.code()
         super().__init__(error.details() or self.code.name)
 
+    @classmethod
+    def answered(cls, code: str, message: str) -> RemoteError:
+        """The same error, answered by the query socket with the code's name (cli/reads.py)."""
+        error = cls.__new__(cls)
+        error.code = grpc.StatusCode.__members__.get(code, grpc.StatusCode.UNKNOWN)
+        CmError.__init__(error, message or code)
+        return error
+
 
 class Client:
     """A channel to the manager at ``state_dir`` and the generated stubs of its four services

@@ -15,10 +15,11 @@ InstanceNotFound (exit 4).
 
 from __future__ import annotations
 
-from .._generated import manager_pb2
+from collections.abc import Callable
+
 from ..errors import CmError, InstanceNotFound
 
-__all__ = ["MONIKER_HELP", "AmbiguousMoniker", "match_fragment", "resolve_moniker"]
+__all__ = ["MONIKER_HELP", "AmbiguousMoniker", "match_fragment", "resolve_moniker", "resolve_with"]
 
 MONIKER_HELP = "an absolute moniker (/echo_server) or a unique fragment of one (server)"
 
@@ -46,13 +47,22 @@ def match_fragment(fragment: str, monikers: list[str]) -> list[str]:
 
 
 def resolve_moniker(client, text: str) -> str:
-    """The absolute moniker ``text`` names (see module doc). Raises AmbiguousMoniker,
-    InstanceNotFound (exit code 4)."""
+    """The absolute moniker ``text`` names (see module doc), asking the gRPC ``client`` for
+    the monikers. Raises AmbiguousMoniker, InstanceNotFound (exit code 4)."""
+    def monikers() -> list[str]:
+        from .._generated import manager_pb2  # here: `cm list` and `cm show` go without it
+
+        return [s.moniker for s in client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest()).instances]
+
+    return resolve_with(text, monikers)
+
+
+def resolve_with(text: str, monikers: Callable[[], list[str]]) -> str:
+    """The absolute moniker ``text`` names; ``monikers()`` (called only for a fragment) lists
+    every instance's. Raises AmbiguousMoniker, InstanceNotFound."""
     if text.startswith("/") or text == "":
         return text or "/"
-
-    reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
-    found = match_fragment(text, [s.moniker for s in reply.instances])
+    found = match_fragment(text, monikers())
     if len(found) == 1:
         return found[0]
     if found:

@@ -7,7 +7,8 @@
 
 Each takes ``--json``; the JSON shapes of ``show`` and ``list`` are stable (docs/cli.md,
 "JSON shapes"; built in api/messages.py). These are the commands people run in a loop, so each
-is one call and none imports the daemon's side (tests/integration/test_cli.py checks).
+is one request, to the manager's query socket, and none imports grpc, protobuf or the
+daemon's side (``reads.py``; tests/integration/test_cli.py checks).
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ import json
 import re
 import sys
 import time
-from pathlib import Path
 
-from .._generated import manager_pb2
-from ..api.messages import show_dict, summary_dict
 from ..errors import UsageError
-from .client import Client
-from .follow import follow_log
-from .monikers import MONIKER_HELP, resolve_moniker
+from . import reads
+from .monikers import MONIKER_HELP
 from .output import colour_enabled, paint, parse_since, state_colour, state_label, table
 
 __all__ = ["format_list", "format_show", "format_tree", "register"]
@@ -54,10 +51,12 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2))
 
 
-def _print_json_rows(rows: list[dict]) -> None:
-    """A JSON array with one row per line. json.dumps with ``indent`` runs its pure-Python
-    encoder (1.3 s for 100,000 instances); each row alone takes the C one."""
-    sys.stdout.write("[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]\n" if rows else "[]\n")
+def _print_json_lines(lines: bytes) -> None:
+    """The rows of ``reads.list_lines`` as a JSON array, one row per line, as they came (a
+    row by itself is what json.dumps gives; json.dumps with ``indent`` of the whole list would
+    run its pure-Python encoder: 1.3 s for 100,000 instances)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(b"[\n  " + lines.replace(b"\n", b",\n  ") + b"\n]\n" if lines else b"[]\n")
 
 
 # ---- list and tree -------------------------------------------------------------------------
@@ -71,13 +70,11 @@ def _tree(args) -> int:
 
 
 def _print_instances(args, formatter) -> int:
-    client = Client(args.state_dir)
-    reply = client.call(client.query.ListInstances, manager_pb2.ListInstancesRequest())
-    rows = [summary_dict(s) for s in reply.instances]
+    lines = reads.list_lines(args.state_dir)
     if args.json:
-        _print_json_rows(rows)
+        _print_json_lines(lines)
     else:
-        print(formatter(rows, colour_enabled(args)))
+        print(formatter(reads.rows_of(lines), colour_enabled(args)))
     return 0
 
 
@@ -123,15 +120,8 @@ def _parent(moniker: str) -> str:
 
 # ---- show and logs -------------------------------------------------------------------------
 
-def _get(args):
-    """The InstanceDetails of the instance ``args.moniker`` names (a fragment costs one more call)."""
-    client = Client(args.state_dir)
-    moniker = resolve_moniker(client, args.moniker)
-    return client.call(client.query.GetInstance, manager_pb2.InstanceRequest(moniker=moniker))
-
-
 def _show(args) -> int:
-    info = show_dict(_get(args))
+    info = reads.show(args.state_dir, args.moniker)
     if args.json:
         _print_json(info)
     else:
@@ -221,24 +211,33 @@ def _logs(args) -> int:
     last N lines), then, with ``--follow``, what is appended."""
     if args.json and args.follow:
         raise UsageError("--json cannot be combined with --follow (a log is raw output)")
-    info = _get(args)
+    info = reads.show(args.state_dir, args.moniker)
+    moniker, log_path = info["moniker"], info["log_path"]
     if not (args.since or args.lines is not None or args.json):
         if args.follow:
-            return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path))
-        _copy_log(info.log_path)
+            return _follow(args.state_dir, moniker, log_path)
+        _copy_log(log_path)
         return 0
-    text = _read_log(info.log_path)
+    text = _read_log(log_path)
     start = since_offset(text, _since(args.since)) if args.since else 0
     if args.lines is not None:
         start = max(start, lines_offset(text, args.lines))
     if args.json:
         lines = text[start:].decode(errors="replace").splitlines()
-        _print_json({"moniker": info.summary.moniker, "log_path": info.log_path, "lines": lines})
+        _print_json({"moniker": moniker, "log_path": log_path, "lines": lines})
     elif args.follow:
-        return follow_log(args.state_dir, info.summary.moniker, Path(info.log_path), offset=start)
+        return _follow(args.state_dir, moniker, log_path, offset=start)
     else:
         sys.stdout.buffer.write(text[start:])
     return 0
+
+
+def _follow(state_dir: str, moniker: str, log_path: str, offset: int = 0) -> int:
+    from pathlib import Path
+
+    from .follow import follow_log  # here: it watches the manager's events over gRPC
+
+    return follow_log(state_dir, moniker, Path(log_path), offset=offset)
 
 
 def _read_log(path: str) -> bytes:
