@@ -4,8 +4,11 @@ proto fields are optional, so every client shows the same shapes."""
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring_ascii as _text  # what json.dumps does to a str
+
 __all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
-           "summary_dict", "summary_row"]
+           "summary_dict", "summary_json",
+           "summary_row"]
 
 
 def summary_row(f: dict) -> dict:
@@ -20,6 +23,22 @@ def summary_row(f: dict) -> dict:
             "last_stop_reason": f.get("last_stop_reason") or None,
             "last_stop_disposition": f.get("last_stop_disposition") or None, "status": status,
             "status_detail": f.get("status_detail") or status}
+
+
+# summary_row's keys, in order, each followed by its value as JSON
+_ROW_JSON = "{" + ", ".join(f'"{key}": %s' for key in summary_row({})) + "}"
+
+
+def summary_json(f: dict) -> str:
+    """``json.dumps(summary_row(f))``, three times faster: the query socket sends 100,000 of
+    them for one `cm list --json` (tests/unit/api/test_messages.py holds the two equal)."""
+    status, pid = f.get("status", ""), f.get("pid")
+    reason, disposition = f.get("last_stop_reason"), f.get("last_stop_disposition")
+    return _ROW_JSON % (
+        _text(f.get("moniker", "")), _text(f.get("url", "")), _text(f.get("instance_id", "")),
+        _text(f.get("state", "")), _text(f.get("execution_state", "")), f.get("incarnation", 0),
+        pid if pid else "null", _text(reason) if reason else "null", _text(disposition) if disposition else "null",
+        _text(status), _text(f.get("status_detail") or status))
 
 
 def summary_dict(s) -> dict:

@@ -56,7 +56,12 @@ def _print_json_lines(lines: bytes) -> None:
     row by itself is what json.dumps gives; json.dumps with ``indent`` of the whole list would
     run its pure-Python encoder: 1.3 s for 100,000 instances)."""
     sys.stdout.flush()
-    sys.stdout.buffer.write(b"[\n  " + lines.replace(b"\n", b",\n  ") + b"\n]\n" if lines else b"[]\n")
+    out = sys.stdout.buffer
+    if not lines:
+        out.write(b"[]\n")
+        return
+    for piece in (b"[\n  ", lines.replace(b"\n", b",\n  "), b"\n]\n"):  # 35 MB for 100,000: not joined
+        out.write(piece)
 
 
 # ---- list and tree -------------------------------------------------------------------------
