@@ -42,7 +42,7 @@ def expected_keys(quick: bool) -> list[str]:
     ns = [10] if quick else [50, 200]
     keys = []
     for name, (_module, fixed) in SUITES.items():
-        keys += fixed if fixed else [f"{v}_{n}" for n in ns for v in ("start", "stop")] + ["cm_show"]
+        keys += fixed if fixed else [f"{v}_{n}" for n in ns for v in ("start", "stop")] + ["cm_show", "cm_list"]
     return keys
 
 
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
         except Exception as e:
             failed = True
             traceback.print_exc()
-            keys = fixed or [k for k in expected_keys(cfg.quick) if k.startswith(("start_", "stop_", "cm_show"))]
+            keys = fixed or [k for k in expected_keys(cfg.quick) if k.startswith(("start_", "stop_", "cm_"))]
             figures += [{"key": k, "error": f"{type(e).__name__}: {e}"} for k in keys]
         _common.log(f"suite {name}: {time.perf_counter() - t0:.1f} s")
 

@@ -90,7 +90,7 @@ def test_the_intruder_got_nowhere(intruder):
     stopped, log = intruder
     assert "CONTROL with grant: OK" in log, log  # its own grant does work: the refusals are real
     assert stopped["reason"] == "exited" and stopped["stop"]["exit_code"] == 0, log
-    assert len(attempts(log)) == 16 + len(OS_ATTACKS)
+    assert len(attempts(log)) == 17 + len(OS_ATTACKS)
 
 
 @pytest.mark.parametrize("attack, code, fragment", [
@@ -107,6 +107,7 @@ def test_the_intruder_got_nowhere(intruder):
     ("manager_sock_query", "UNAVAILABLE", ""),
     ("manager_sock_stop", "UNAVAILABLE", ""),
     ("manager_sock_from_setsid_child", "UNAVAILABLE", ""),
+    ("query_sock_list", "UNAVAILABLE", ""),
     ("framework_without_grant", "PERMISSION_DENIED", ""),
     ("framework_with_provider_grant", "PERMISSION_DENIED", ""),
     ("connect_unused_storage", "FAILED_PRECONDITION", "'other_data' used by '/intruder'"),
@@ -269,7 +270,7 @@ def _break_in(tmp_path: Path, env: dict, as_uid: int | None = None) -> dict:
 def _assert_nobody_got_in(report: dict) -> dict:
     seen = attempts(report["log"])
     assert report["stopped"]["stop"]["exit_code"] == 0, report["log"]
-    assert len(seen) == 16 + len(OS_ATTACKS), report["log"]
+    assert len(seen) == 17 + len(OS_ATTACKS), report["log"]
     assert all(a["refused"] for a in seen.values()), [a for a in seen.values() if not a["refused"]]
     assert "OWN storage: mine" in report["log"] and "dumpable=0" in report["log"], report["log"]
     return seen

@@ -11,6 +11,7 @@ import grpc
 from attempts import call, os_attacks, report, runtime_connect
 from component_manager import sdk
 from component_manager._generated import manager_pb2, manager_pb2_grpc
+from component_manager.api.query_wire import Unanswered, ask
 
 
 async def main(ctx: sdk.ComponentContext) -> None:
@@ -76,6 +77,13 @@ async def main(ctx: sdk.ComponentContext) -> None:
         stdout=asyncio.subprocess.PIPE, start_new_session=True)
     out, _ = await child.communicate()
     ok.append(report("manager_sock_from_setsid_child", out.decode().strip(), "UNAVAILABLE"))
+    # ... and its query socket (`cm list`, `cm show` without grpc): the same peers
+    try:
+        _, body = await asyncio.to_thread(ask, str(state_dir), {"method": "ListInstances"}, 10)
+        seen = f"OK: {len(body.splitlines())} instances"
+    except Unanswered as e:
+        seen = f"UNAVAILABLE: {e}"
+    ok.append(report("query_sock_list", seen, "UNAVAILABLE"))
     # the framework server, without a grant for the service
     async with grpc.aio.insecure_channel(f"unix:{state_dir / 'framework.sock'}") as channel:
         try:
@@ -118,6 +126,7 @@ GOT_IN: list[int] = []
 SETSID_CHILD = '''
 import os, sys, grpc
 from component_manager._generated import manager_pb2, manager_pb2_grpc
+from component_manager.api.query_wire import Unanswered, ask
 assert os.getsid(0) == os.getpid()
 channel = grpc.insecure_channel("unix:" + sys.argv[1])
 try:
