@@ -7,15 +7,14 @@ from __future__ import annotations
 from json.encoder import encode_basestring_ascii as _text  # what json.dumps does to a str
 
 __all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
-           "summary_dict", "summary_json",
-           "summary_row"]
+           "summary_dict", "summary_json", "summary_row"]
 
 
 def summary_row(f: dict) -> dict:
     """InstanceSummary fields as a dict (a field at its default may be left out, as
-    ``api/control.summary_fields`` and protobuf's ``ListFields`` leave it) as the stable row
-    of ``cm list --json``. The one place that shapes a row: the manager's query socket sends
-    these, a gRPC client makes them with ``summary_dict``."""
+    ``api/control.summary_fields`` leaves it) as the stable row of ``cm list --json``. The
+    one place that shapes a row: the manager's query socket sends these (``summary_json``),
+    a gRPC client makes them with ``summary_dict``."""
     status = f.get("status", "")
     return {"moniker": f.get("moniker", ""), "url": f.get("url", ""), "instance_id": f.get("instance_id", ""),
             "state": f.get("state", ""), "execution_state": f.get("execution_state", ""),
@@ -43,7 +42,10 @@ def summary_json(f: dict) -> str:
 
 def summary_dict(s) -> dict:
     """An InstanceSummary message as the stable shape of ``cm list --json`` (one row)."""
-    return summary_row({field.name: value for field, value in s.ListFields()})
+    return summary_row({"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
+                        "execution_state": s.execution_state, "incarnation": s.incarnation, "pid": s.pid,
+                        "last_stop_reason": s.last_stop_reason, "last_stop_disposition": s.last_stop_disposition,
+                        "status": s.status, "status_detail": s.status_detail})
 
 
 def show_dict(d) -> dict:
