@@ -326,6 +326,9 @@ def test_cm_start_during_back_off_starts_at_once(manager_dir, tmp_path):
         t0 = time.monotonic()
         manager.cm("start", "/c")
         assert time.monotonic() - t0 < 20, "cm start did not wait for the 30 s back-off"
+        # the policy forgets the back-off when it sees `started` (delivered with its lazy
+        # commit): a `cm show` quicker than that would still see it
+        events.wait_for(type="started", moniker="/c", timeout=30)
         info = manager.show("/c")
         assert info["execution_state"] == "running" and info["status_detail"] == "running", info
         assert info["restart"]["next_at"] is None, info
