@@ -64,7 +64,7 @@ def _header(line: bytes) -> dict:
     if not line.endswith(b"\n"):
         raise ValueError("no answer" if not line else "the answer's header is cut off")
     header = json.loads(line)
-    if not isinstance(header, dict) or not isinstance(header.get("length", 0), int) or (
-            "error" in header and not isinstance(header.get("code"), str)):
+    length = header.get("length", 0) if isinstance(header, dict) else None
+    if not isinstance(length, int) or length < 0 or ("error" in header and not isinstance(header.get("code"), str)):
         raise ValueError(f"not an answer: {line[:100]!r}")
     return header
