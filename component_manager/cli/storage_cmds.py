@@ -94,14 +94,16 @@ def _delete(args) -> int:
 
 
 def _snapshot(args) -> int:
-    return _copy(args, "SnapshotStorage", "snapshot taken")
+    return _copy(args, "SnapshotStorage", lambda r, names: f"storage snapshot taken ({names}, "
+                                                         f"{format_size(r.snapshot.size_bytes)})")
 
 
 def _restore(args) -> int:
-    return _copy(args, "RestoreStorage", "restored")
+    return _copy(args, "RestoreStorage", lambda r, names: f"storage restored ({names}); snapshot: "
+                                                        f"{format_snapshot(snapshot_dict(r.snapshot))}")
 
 
-def _copy(args, method: str, done: str) -> int:
+def _copy(args, method: str, done) -> int:
     client = Client(args.state_dir)
     moniker = resolve_moniker(client, args.moniker)
     reply = client.call(getattr(client.lifecycle, method), pb.InstanceRequest(moniker=moniker))
@@ -110,6 +112,5 @@ def _copy(args, method: str, done: str) -> int:
         print(json.dumps({"moniker": reply.moniker, "instance_id": reply.instance_id, "areas": list(reply.areas),
                           "snapshot": snapshot}, indent=2))
     else:
-        names = ", ".join(reply.areas) or "no area"
-        print(f"{reply.moniker}: storage {done} ({names}); snapshot {format_snapshot(snapshot)}")
+        print(f"{reply.moniker}: {done(reply, ', '.join(reply.areas) or 'no area')}")
     return 0

@@ -33,7 +33,9 @@ def test_snapshot_restore_and_the_line_in_cm_show(manager_dir):
         manager.cm("start", "/counter")
         assert last_count(manager, "/counter") == "count=1"
         before = time.time()
-        taken = manager.cm_json("storage", "snapshot", "counter")  # while it runs: a read transaction
+        assert manager.cm("storage", "snapshot", "counter").stdout.startswith(
+            "/counter: storage snapshot taken (data, ")  # while it runs: a read transaction
+        taken = manager.cm_json("storage", "snapshot", "counter")  # the last one wins
         assert taken["areas"] == ["data"] and taken["snapshot"]["node"] == "local"
         assert before - 1 <= taken["snapshot"]["taken_at"] <= time.time() + 1
         shown = manager.cm_json("show", "counter")["snapshot"]
@@ -51,7 +53,7 @@ def test_snapshot_restore_and_the_line_in_cm_show(manager_dir):
         assert last_count(manager, "/counter") == "count=2"
         manager.cm("stop", "/counter")
         out = manager.cm("storage", "restore", "counter").stdout
-        assert out.startswith("/counter: storage restored (data); snapshot from local, ")
+        assert out.startswith("/counter: storage restored (data); snapshot: from local, ")
         manager.cm("start", "/counter")
         assert last_count(manager, "/counter") == "count=2"  # count=1 came back, then one more
         lines = manager.cm("events", "--moniker", "/counter", "--json").stdout.splitlines()
