@@ -384,6 +384,9 @@ class SnapshotStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.root)
+        from ..faults import crash_point  # here: a node that only packs and unpacks never needs it
+
+        crash_point("snapshot.written")
         batch = self._topology.new_batch()
         batch.put_snapshot(instance_id, info.to_bytes())
         self._topology.commit_now(batch)  # the commit point: from here on, this one is the snapshot
