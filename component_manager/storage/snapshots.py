@@ -128,7 +128,8 @@ def _compacted(name: str, path: Path, scratch: Path, limit: int) -> bytes:
     copy = scratch / "data.mdb"
     size = copy.stat().st_size
     if size > limit:
-        raise SnapshotTooLarge(f"storage area {name!r} is {_mb(size)} compacted; a snapshot carries at most {_mb(limit)} an area")
+        raise SnapshotTooLarge(f"storage area {name!r} is {_mb(size)} compacted; "
+                               f"a snapshot carries at most {_mb(limit)} an area")
     return copy.read_bytes()
 
 
