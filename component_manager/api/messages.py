@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from json.encoder import encode_basestring_ascii as _text  # what json.dumps does to a str
 
-__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
-           "summary_dict", "summary_json", "summary_row"]
+__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "snapshot_dict",
+           "stop_dict", "summary_dict", "summary_json", "summary_row"]
 
 
 def summary_row(f: dict) -> dict:
@@ -71,7 +71,13 @@ def show_dict(d) -> dict:
         "usage": ({"memory_bytes": d.usage.memory_bytes, "cpu_s": d.usage.cpu_s}
                   if d.HasField("usage") else None),
         "restart": restart_dict(d.restart) if d.has_restart else None,
+        "snapshot": snapshot_dict(d.snapshot) if d.HasField("snapshot") else None,
     }
+
+
+def snapshot_dict(s) -> dict:
+    """A StorageSnapshot message: the ``snapshot`` of ``cm show --json``."""
+    return {"taken_at": s.taken_at, "size_bytes": s.size_bytes, "sha256": s.sha256, "node": s.node}
 
 
 def limits_dict(limits) -> dict:
