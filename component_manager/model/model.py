@@ -150,10 +150,11 @@ class Model:
 
     # ---- records -------------------------------------------------------------------------
 
-    async def record_stop(self, inst: Instance, record: StopRecord) -> None:
-        """Record how the program ended, and that it no longer runs, in one durable commit."""
+    async def record_stop(self, inst: Instance, record: StopRecord, commit=None) -> None:
+        """Record how the program ended, and that it no longer runs, in one durable commit
+        (``commit(batch)``, a future: the store's group commit unless given)."""
         batch, event = self._stop_batch(inst, record)
-        await self.store.commit(batch)
+        await (commit or self.store.commit)(batch)
         self.events.deliver(event)
 
     def record_stop_now(self, inst: Instance, record: StopRecord) -> None:
@@ -180,11 +181,12 @@ class Model:
         self.events.deliver(event)
 
     def store_start(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
-                    run_info: dict | None = None) -> asyncio.Future:
+                    run_info: dict | None = None, commit=None) -> asyncio.Future:
         """Commit the start's records (not its event) before the program may run: the
         process record (with ``run_info``, what adopting it after a restart needs) lets a
-        later manager find it. The caller publishes ``started`` once it is ready."""
-        return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at, run_info))
+        later manager find it. The caller publishes ``started`` once it is ready.
+        ``commit(batch)``: as for ``record_stop``."""
+        return (commit or self.store.commit)(self._start_batch(inst, reason, pid, identity, started_at, run_info))
 
     def note_released(self, inst: Instance, identity, started_at: float, run_info: dict) -> None:
         """Note, lazily, that the program was released (``run_info["released"]``): only a
