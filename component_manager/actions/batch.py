@@ -31,19 +31,20 @@ __all__ = ["CommitGate", "start_many", "stop_many"]
 
 
 class CommitGate:
-    """Holds the record batches of ``members`` until each member has handed one in
-    (``commit_for(inst)(batch)``) or left (``leave(inst)``); then commits them together."""
+    """Holds the records of ``members`` until each member has handed its own in
+    (``commit_for(inst)(fill)``, see ``Model.record_stop``) or left (``leave(inst)``); then
+    fills one batch with them all, in the order they came, and commits it."""
 
     def __init__(self, store, members) -> None:
         self._store = store
         self._waiting = {inst.moniker_text for inst in members}
-        self._held: list[tuple[object, asyncio.Future]] = []
+        self._held: list[tuple[Callable, asyncio.Future]] = []
 
-    def commit_for(self, inst) -> Callable[[object], asyncio.Future]:
+    def commit_for(self, inst) -> Callable[[Callable], asyncio.Future] | None:
         """How ``inst`` commits its records: held here while it is a member still expected,
-        else the store's own group commit (a second record, or an instance not a member)."""
+        else (None) as it always does (a second record, or an instance not a member)."""
         if inst.moniker_text not in self._waiting:
-            return self._store.commit
+            return None
         return functools.partial(self._hold, inst.moniker_text)
 
     def leave(self, inst) -> None:
@@ -52,19 +53,23 @@ class CommitGate:
             self._waiting.discard(inst.moniker_text)
             self._flush_when_complete()
 
-    def _hold(self, key: str, batch) -> asyncio.Future:
+    def _hold(self, key: str, fill: Callable) -> asyncio.Future:
         self._waiting.discard(key)
         waiter = asyncio.get_running_loop().create_future()
-        self._held.append((batch, waiter))
+        self._held.append((fill, waiter))
         self._flush_when_complete()
         return waiter
 
     def _flush_when_complete(self) -> None:
         if self._waiting or not self._held:
             return
-        held = [(batch, waiter) for batch, waiter in self._held if not waiter.cancelled()]  # aborted meanwhile
-        self._held = []
-        for (_, waiter), done in zip(held, self._store.commit_all([batch for batch, _ in held])):
+        held, self._held = self._held, []
+        batch = self._store.new_batch()
+        for fill, waiter in held:
+            if not waiter.cancelled():  # else its start was aborted: it must not be recorded
+                fill(batch)
+        done = self._store.commit(batch)
+        for _, waiter in held:
             done.add_done_callback(functools.partial(_pass_on, waiter))
 
 

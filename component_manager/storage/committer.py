@@ -40,15 +40,10 @@ class GroupCommitter:
     def submit(self, ops: list, settle: Settle) -> None:
         """Queue ``ops`` for the next commit; ``settle(results, error)`` is called from the
         committer's thread once they are durable or have failed."""
-        self.submit_all([(ops, settle)])
-
-    def submit_all(self, jobs: list[tuple[list, Settle]]) -> None:
-        """``submit`` each job, all into the same commit (each still settled, and failed,
-        on its own)."""
         with self._wake:
             if self._closing:
                 raise RuntimeError("the store is closed")
-            self._jobs.extend(jobs)
+            self._jobs.append((ops, settle))
             self._wake.notify()
 
     def close(self) -> None:

@@ -303,16 +303,6 @@ class TopologyStore:
         self._enqueue(batch, _settler(future))
         return future
 
-    def commit_all(self, batches: list[Batch]) -> list[asyncio.Future]:
-        """``commit`` each batch, all in one transaction (a batch that fails fails alone)."""
-        futures = [self._loop_future() for _ in batches]
-        with self._order:
-            for batch in batches:
-                self._next.update(batch._counters)
-            lazy, self._lazy = self._lazy, []  # filled earlier: committed first, in the same transaction
-            self._committer.submit_all(lazy + [(b._ops, _settler(f)) for b, f in zip(batches, futures)])
-        return futures
-
     def commit_lazily(self, batch: Batch) -> asyncio.Future:
         """``commit``, for a batch nobody waits on (an event such as ``capability_requested``):
         it rides with the next commit, or is committed ``LAZY_COMMIT_S`` from now, so that a
