@@ -111,3 +111,19 @@ def test_a_kill9_during_a_batch_start_leaves_one_copy_or_none(manager_dir, monke
             wait_for(lambda: programs_using(storage) == {pids[moniker]})
         manager.cm("stop", *monikers)
         assert all(programs_using(s) == set() for s in storages.values())
+
+
+def test_a_parent_and_its_child_in_one_batch(manager_dir):
+    """A member that must wait on another member (a child on its parent's start, a parent
+    on its children's stops) leaves the batch's commit: none waits on the other."""
+    governed = str(COMPONENTS / "governed_realm.cml")
+    with ManagerProcess(manager_dir, root=governed) as manager:
+        result = manager.cm("start", "/parent/kid", "/parent")
+        assert sorted(result.stdout.splitlines()) == ["/parent/kid: started", "/parent: started"] or \
+            sorted(result.stdout.splitlines()) == ["/parent/kid: started", "/parent: already running"]
+        assert manager.show("/parent")["start_reason"].startswith("parent of '/parent/kid'") or \
+            manager.show("/parent")["start_reason"] == "requested via the API (cm start)"
+        manager.cm("stop", "/parent", "/parent/kid")
+        assert manager.show("/parent")["last_stop"]["reason"] == "requested"
+        assert manager.show("/parent/kid")["last_stop"]["reason"] in ("requested", "parent_stopping")
+        assert [manager.show(m)["execution_state"] for m in ("/parent", "/parent/kid")] == ["stopped", "stopped"]
