@@ -174,7 +174,7 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str, 
     """Intent before effect: the held program joins its cgroup, its process record (how to
     find it, what adopting it needs) is committed (by ``commit``: with the rest of its
     batch), and only then may it run."""
-    cgroup = tracking.join(ctx, inst, run.program)
+    cgroup = await tracking.join_off_loop(ctx, inst, run.program)
     info = _run_info(run, reason, cgroup)
     identity = run.program.identity
     await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info, commit)
