@@ -1,5 +1,6 @@
 """Where a program's processes are tracked: its instance's cgroup (``runners/cgroups.py``,
-the one ``runners/limits.py`` uses for a limited program), when the manager has cgroups.
+the one ``runners/limits.py`` uses for a limited program; for one without limits, the same
+folder in one controller alone, ``Hierarchy.tracking``), when the manager has cgroups.
 Joined while the program is held (before it runs, so that everything it forks is in it
 too), emptied and removed once the program has ended: nothing a program leaves behind (a
 daemonized child, a new session) outlives its stop.
@@ -45,7 +46,8 @@ def join(ctx: ActionContext, inst, program) -> str:
     if limits is not None and getattr(limits, "group", None) is not None:
         return str(next(iter(limits.group.dirs.values())))  # in its limits' cgroup already
     try:
-        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag)
+        controllers = (hier.tracking,) if hier.tracking else None
+        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag, controllers)
         for path in group.procs_paths:
             with open(path, "w") as f:
                 f.write(str(program.pid))
@@ -75,13 +77,15 @@ async def clear(ctx: ActionContext, inst) -> None:
     group = group_of(ctx, inst.instance_id)
     if group is None:
         return
-    killed = await asyncio.to_thread(_clear, group)
+    killed = await asyncio.to_thread(_clear, group, ctx.cgroups.tracking)
     if killed:
         log.info("%s: killed %d process(es) its program left behind", inst.moniker, killed)
 
 
-def _clear(group) -> int:
-    killed = empty(group) if group.pids() else 0
+def _clear(group, tracking: str) -> int:
+    """Whatever its program left is in the tracking controller's folder: a program without
+    limits joined that one, one with limits all of them."""
+    killed = empty(group) if group.pids(tracking) else 0
     remove(group)
     return killed
 

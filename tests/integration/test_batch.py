@@ -127,3 +127,21 @@ def test_a_parent_and_its_child_in_one_batch(manager_dir):
         assert manager.show("/parent")["last_stop"]["reason"] == "requested"
         assert manager.show("/parent/kid")["last_stop"]["reason"] in ("requested", "parent_stopping")
         assert [manager.show(m)["execution_state"] for m in ("/parent", "/parent/kid")] == ["stopped", "stopped"]
+
+
+def test_a_batch_stop_ends_what_each_program_left_behind(manager_dir):
+    """A program's daemon (a child in a session of its own) is found in its cgroup and
+    killed by its stop, in a batch as alone."""
+    from component_manager.runners.cgroups import hierarchy
+    from component_manager.testing.process import pid_alive
+
+    if hierarchy() is None:
+        pytest.skip("no cgroups here: a daemon is found at the next boot, by its mark")
+    with ManagerProcess(manager_dir, root=str(COMPONENTS / "crash_realm.cml")) as manager:
+        manager.cm("start", "/daemon", "/keeper")
+        shown = manager.show("/daemon")
+        daemon = int(Path(shown["log_path"]).read_text().split("daemon=")[1].split()[0])
+        assert pid_alive(daemon)
+        manager.cm("stop", "/daemon", "/keeper")
+        wait_for(lambda: not pid_alive(daemon))
+        assert manager.show("/daemon")["last_stop"]["reason"] == "requested"
