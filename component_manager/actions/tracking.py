@@ -9,6 +9,7 @@ daemonized child, a new session) outlives its stop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -34,7 +35,13 @@ def group_of(ctx: ActionContext, instance_id: str):
     if hier is None:
         return None
     name = group_name(instance_id)
-    return hier.group_class({c: base / f"cm-{ctx.cgroup_tag}" / name for c, base in hier.bases.items()})
+    return hier.group_class({c: folder / name for c, folder in _tag_folders(hier, ctx.cgroup_tag).items()})
+
+
+@functools.cache
+def _tag_folders(hier, tag: str) -> dict:
+    """controller -> this manager's folder of cgroups in it (made once: a stop asks each time)."""
+    return {c: base / f"cm-{tag}" for c, base in hier.bases.items()}
 
 
 def join(ctx: ActionContext, inst, program) -> str:

@@ -92,8 +92,8 @@ class Group:
                 pass
 
     def remove(self) -> bool:
-        """Remove the folders; False while a process is still in them (killed meanwhile)."""
-        self.thaw()  # a frozen v1 task cannot die, so cannot leave
+        """Remove the folders; False while a process is still in them (thawed and killed
+        meanwhile: a frozen v1 task cannot die, so cannot leave)."""
         gone = True
         for folder in set(self.dirs.values()):
             try:
@@ -105,6 +105,7 @@ class Group:
                     raise
                 gone = False
         if not gone:
+            self.thaw()
             self.kill_all()
         return gone
 
