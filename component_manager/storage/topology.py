@@ -16,8 +16,15 @@ stop), the programs running right now (so a restarted manager finds them), the l
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
                 b"tomb\\0<moniker>" -> instance id of an instance being destroyed
 
-Every commit is durable (LMDB ``sync=True``: data pages, then the meta page, each fsynced),
-so a crash, even of the machine, never leaves a half-written or corrupt store. Two ways in:
+Every commit is durable against a crash of the manager (``kill -9`` included) the moment it
+returns, and one fsync makes it so: LMDB writes the data pages and fsyncs them, then writes
+the meta page that points at them without a second fsync (``metasync=False``); the next
+commit's fsync, or the kernel's writeback within seconds, carries that page to disk. A
+crash of the *machine* (OS crash, power loss) never leaves a half-written or corrupt store,
+but may undo the last commit made before it, one group commit at most. Batches whose effect
+outlives the machine's crash (a destroy's tombstone, before storage is deleted; a uid,
+before files are owned by it) ask for the second fsync too (``Batch.sync_meta``). See
+docs/design.md, "Persistence and recovery". Two ways in:
 
 * the plain methods and ``batch()`` commit before they return (they block the caller);
 * ``commit(batch)`` (async) is a *group commit*: the batch joins the next transaction of
@@ -58,7 +65,7 @@ import lmdb
 
 from ..errors import StorageError
 from .committer import GroupCommitter
-from .records import InstanceRecord, ProcessRecord, RecordFormatError, decode_json, encode_json
+from .records import InstanceRecord, ProcessRecord, RecordFormatError, decode_json, encode_json, instance_records
 
 __all__ = ["Batch", "EVENT_RING", "InstanceRecord", "ProcessRecord", "SCHEMA_VERSION", "TopologyStore"]
 
@@ -165,15 +172,24 @@ class Batch:
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_tombstone(self, moniker: str, instance_id: str) -> None:
-        """Mark ``moniker`` as being destroyed: a later manager finishes the destroy."""
+        """Mark ``moniker`` as being destroyed: a later manager finishes the destroy. Its
+        storage is deleted next, which a machine crash does not undo: so this must not be."""
         self._put(_TOMB + moniker.encode(), instance_id.encode(), self._s._meta)
+        self.sync_meta()
 
     def delete_tombstone(self, moniker: str) -> None:
         key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_uid(self, instance_id: str, uid: int) -> None:
+        """Files will be owned by ``uid``: never handed to another instance after a crash."""
         self._put(instance_id.encode(), uid.to_bytes(4, "big"), self._s._uids)
+        self.sync_meta()
+
+    def sync_meta(self) -> None:
+        """Make this batch's commit survive a crash of the machine too (a second fsync, of
+        LMDB's meta page), for a record whose effect a machine crash does not undo."""
+        self._ops.append(self._s._sync_meta_after_commit)
 
     def delete_uid(self, instance_id: str) -> None:
         key, db = instance_id.encode(), self._s._uids
@@ -231,6 +247,7 @@ class TopologyStore:
         self._uids = self._env.open_db(b"uids")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
+        self._meta_sync_due = False  # set inside a transaction by Batch.sync_meta
         self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
         self._lazy: list[tuple[list, Callable]] = []  # commit_lazily's batches, not yet submitted
         self._order = threading.RLock()  # batches reach the committer in the order they were filled
@@ -238,8 +255,9 @@ class TopologyStore:
     def _open(self, map_size: int) -> lmdb.Environment:
         try:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # metasync=False: one fsync per commit, not two (see the module docstring)
             return lmdb.open(str(self.path), map_size=map_size, subdir=True, max_dbs=8, lock=True,
-                             writemap=False, sync=True, metasync=True, max_readers=256, mode=0o600)
+                             writemap=False, sync=True, metasync=False, max_readers=256, mode=0o600)
         except (lmdb.Error, OSError) as e:
             raise StorageError(_OWNER, self.path.name, f"cannot open {self.path}: {e}") from None
 
@@ -270,6 +288,7 @@ class TopologyStore:
         if self._key in _open_paths:
             self._submit_lazy()
             self._committer.close()
+            self._env.sync(True)  # the last commit's meta page too: a clean exit loses nothing
             _open_paths.discard(self._key)
             self._env.close()
 
@@ -349,11 +368,19 @@ class TopologyStore:
                 self._committer.submit(ops, settle)
 
     def _transaction(self, ops: list) -> list:
+        self._meta_sync_due = False
         try:
             with self._env.begin(write=True) as txn:
-                return [op(txn) for op in ops]
+                results = [op(txn) for op in ops]
+            if self._meta_sync_due:
+                self._env.sync(True)
+            return results
         except lmdb.Error as e:
             raise StorageError(_OWNER, self.path.name, f"write failed: {e}") from None
+
+    def _sync_meta_after_commit(self, txn: lmdb.Transaction) -> None:
+        """An op (``Batch.sync_meta``): fsync once more after this transaction commits."""
+        self._meta_sync_due = True
 
     def _next_value(self, key: bytes) -> int:
         """The next value of a durable counter: queued batches first, else the committed one."""
@@ -404,7 +431,7 @@ class TopologyStore:
         with self._read() as txn:
             items = list(txn.cursor(db=self._instances))
         try:
-            return [InstanceRecord.from_bytes(k.decode(), v) for k, v in items]
+            return instance_records(items)
         except RecordFormatError:
             return [self._record(InstanceRecord, k.decode(), v) for k, v in items]  # names the bad one
 
