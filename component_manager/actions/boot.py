@@ -49,17 +49,17 @@ def _restore_dynamic(ctx: ActionContext, records: dict) -> None:
     before "/a/..." as a prefix does. Monikers are the store's own, canonical texts.
     Siblings in one collection are neighbours there, so their parent and its collection
     are looked up once for all of them (100,000 children of one collection: one lookup)."""
-    index, last, where = ctx.index, None, None
+    index, siblings, where = ctx.index, None, None
     for moniker_text, record in records.items():
         if not record.collection or moniker_text in index:
             continue
         parent_text, _, leaf = moniker_text.rpartition("/")
-        if last != (parent_text, record.collection):
-            last, where = (parent_text, record.collection), _placement(ctx, parent_text or "/", record.collection,
-                                                                        records)
-        if where is None:
-            ctx.forget_subtree(moniker_text, records)  # its parent is gone, or its collection ends
-        elif where is False:                          # with a manager (transient, single_run)
+        if siblings != (parent_text, record.collection):
+            siblings = (parent_text, record.collection)
+            where = _placement(ctx, parent_text or "/", record.collection, records)
+        if where is None:  # its parent is gone, or its collection ends with a manager
+            ctx.forget_subtree(moniker_text, records)
+        elif where is False:
             log.warning("%s: collection %r no longer declared; keeping record", moniker_text, record.collection)
         else:
             where.add_child(leaf, ctx.instantiate(None, where, record.url, record, moniker_text))

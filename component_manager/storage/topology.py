@@ -19,9 +19,9 @@ stop), the programs running right now (so a restarted manager finds them), the l
 Every commit is durable against a crash of the manager (``kill -9`` included) the moment it
 returns, and one fsync makes it so: LMDB writes the data pages and fsyncs them, then writes
 the meta page that points at them without a second fsync (``metasync=False``); the next
-commit's fsync, or the kernel's writeback within seconds, carries that page to disk. A
+commit's fsync, or the kernel's writeback (~30 s), carries that page to disk. A
 crash of the *machine* (OS crash, power loss) never leaves a half-written or corrupt store,
-but may undo the last commit made before it, one group commit at most. Batches whose effect
+but may undo the last commit made before it (one group commit, if none followed it). Batches whose effect
 outlives the machine's crash (a destroy's tombstone, before storage is deleted; a uid,
 before files are owned by it) ask for the second fsync too (``Batch.sync_meta``). See
 docs/design.md, "Persistence and recovery". Two ways in:
