@@ -1,9 +1,10 @@
 """The records the manager keeps in its own LMDB, and their byte encoding.
 
 A record is immutable (a frozen dataclass, or a NamedTuple); ``to_bytes()`` gives the stored
-value and ``from_bytes()`` reads it back. The key (moniker or instance id) is not repeated in the value: ``from_bytes``
-takes it as an argument. Values are compact JSON arrays (positional, no field names) whose
-first element is the record's format version, so a later version can still read old values.
+value and ``from_bytes()`` reads it back. The key (moniker or instance id) is not repeated in
+the value: ``from_bytes`` takes it as an argument. Values are compact JSON arrays
+(positional, no field names) whose first element is the record's format version, so a later
+version can still read old values.
 
 Example::
 
