@@ -10,6 +10,7 @@ stop), the programs running right now (so a restarted manager finds them), the l
                                        next try, gave up), deleted with the instance
     events      8-byte big-endian seq -> JSON event (a ring: the newest EVENT_RING are kept)
     uids        instance id         -> 4-byte big-endian uid it runs under (``runners/isolation.py``)
+    snapshots   instance id         -> its last storage snapshot's record (``snapshots.py``)
     meta        b"schema"           -> schema version
                 b"root_url"         -> the root URL the tree was built from (utf-8)
                 b"event_seq"        -> next event sequence number
@@ -23,7 +24,8 @@ commit's fsync, or the kernel's writeback (~30 s), carries that page to disk. A
 crash of the *machine* (OS crash, power loss) never leaves a half-written or corrupt store,
 but may undo the last commit made before it (one group commit, if none followed it). Batches whose effect
 outlives the machine's crash (a destroy's tombstone, before storage is deleted; a uid,
-before files are owned by it) ask for the second fsync too (``Batch.sync_meta``). See
+before files are owned by it; a snapshot record, before a snapshot file is removed) ask for
+the second fsync too (``Batch.sync_meta``). See
 docs/design.md, "Persistence and recovery". Two ways in:
 
 * the plain methods and ``batch()`` commit before they return (they block the caller);
@@ -198,6 +200,17 @@ class Batch:
         key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
+    def put_snapshot(self, instance_id: str, record: bytes) -> None:
+        """The older snapshot's file is removed next: this record must survive the machine."""
+        self._put(instance_id.encode(), record, self._s._snapshots)
+        self.sync_meta()
+
+    def delete_snapshot(self, instance_id: str) -> None:
+        """The snapshot's file is removed next: this must survive the machine too."""
+        key, db = instance_id.encode(), self._s._snapshots
+        self._ops.append(lambda txn: txn.delete(key, db=db))
+        self.sync_meta()
+
     def put_uid(self, instance_id: str, uid: int) -> None:
         """Files will be owned by ``uid``: never handed to another instance after a crash."""
         self._put(instance_id.encode(), uid.to_bytes(4, "big"), self._s._uids)
@@ -262,6 +275,7 @@ class TopologyStore:
         self._meta = self._env.open_db(b"meta")
         self._restarts = self._env.open_db(b"restarts")
         self._uids = self._env.open_db(b"uids")
+        self._snapshots = self._env.open_db(b"snapshots")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
         self._meta_sync_due = False  # set inside a transaction by Batch.sync_meta
@@ -507,6 +521,18 @@ class TopologyStore:
         with self._read() as txn:
             return {k.decode(): int.from_bytes(v, "big") for k, v in txn.cursor(db=self._uids)}
 
+    # ---- storage snapshots ----------------------------------------------------------------
+
+    def get_snapshot(self, instance_id: str) -> bytes | None:
+        """The stored snapshot record (``snapshots.SnapshotInfo.to_bytes()``), or None."""
+        with self._read() as txn:
+            raw = txn.get(instance_id.encode(), db=self._snapshots)
+        return None if raw is None else bytes(raw)
+
+    def all_snapshots(self) -> dict[str, bytes]:
+        with self._read() as txn:
+            return {k.decode(): bytes(v) for k, v in txn.cursor(db=self._snapshots)}
+
     # ---- events and counters -------------------------------------------------------------
 
     def append_event(self, event: dict[str, Any]) -> int:
@@ -542,7 +568,7 @@ class TopologyStore:
             return {name: txn.stat(db)["entries"] for name, db in (
                 ("instances", self._instances), ("processes", self._processes),
                 ("events", self._events), ("meta", self._meta), ("restarts", self._restarts),
-                ("uids", self._uids))}
+                ("uids", self._uids), ("snapshots", self._snapshots))}
 
     def _record(self, cls, key: str, raw: bytes):
         try:

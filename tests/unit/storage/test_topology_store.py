@@ -241,6 +241,8 @@ class _CountingEnv:
 @pytest.mark.parametrize("write, synced", [
     (lambda b: b.put_tombstone("/a", IID), True),   # storage is deleted next: must survive the OS
     (lambda b: b.put_uid(IID, 61184), True),          # files will be owned by it
+    (lambda b: b.put_snapshot(IID, b"{}"), True),     # the older snapshot's file goes next
+    (lambda b: b.delete_snapshot(IID), True),         # the snapshot's file goes next
     (lambda b: b.put_instance(record("/a")), False),  # a create: lost at most on an OS crash
     (lambda b: b.append_event({"type": "x"}), False),
 ])
