@@ -139,6 +139,9 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     _mark_log(spec.log_path, reason)
     try:
         run.program = await get_runner(program.runner).launch(spec)
+        # a runner that chooses where the program serves and runs (ray: its node's TCP address)
+        run.serve_address = getattr(run.program, "serve_address", run.serve_address)
+        run.node = getattr(run.program, "node", "")
         crash_point("start.launched")
         await _record_then_release(ctx, inst, run, reason)
         if program.ready == "serving":
@@ -172,7 +175,9 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str) 
     cgroup = tracking.join(ctx, inst, run.program)
     info = _run_info(run, reason, cgroup)
     identity = run.program.identity
-    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info)
+    # a program on another host (ray) is recorded by its identity there, never adopted here
+    recorded = identity or getattr(run.program, "record_identity", None)
+    await ctx.store_start(inst, reason, run.pid, recorded, run.started_at, info)
     crash_point("start.recorded")
     run.program.release()
     if identity is not None:
@@ -182,8 +187,11 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str) 
 
 def _run_info(run: Run, reason: str, cgroup: str) -> dict:
     """What a restarted manager needs to adopt the program (stored in its own LMDB)."""
-    return {"token": run.token, "grant_key": run.grant_key.hex(), "serve_address": run.serve_address,
+    info = {"token": run.token, "grant_key": run.grant_key.hex(), "serve_address": run.serve_address,
             "reason": reason, "config": run.config, "cgroup": cgroup}
+    if run.node:  # the ray runner's: a restarted manager ends the actor by its name
+        info.update(node=run.node, actor=run.program.actor_name)
+    return info
 
 
 def mark_serving(run: Run) -> None:
@@ -233,6 +241,9 @@ async def watch_exit(ctx: ActionContext, inst, run: Run) -> None:
     over = limit_verdict(run.program)
     if over:
         reason = StopReason.RESOURCE_LIMIT
+    lost = getattr(run.program, "node_lost", "")  # the ray runner's: the node went away
+    if lost:
+        reason, over = StopReason.NODE_LOST, f"Ray node {lost} was lost"
     try:
         await stop(ctx, inst, reason, detail=over)
     except CmError as e:
