@@ -16,6 +16,7 @@ A start that fails, times out or is aborted by a stop kills what it launched and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -110,8 +111,18 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
     return paths
 
 
-async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict) -> None:
+def placed_program(ctx: ActionContext, inst):
+    """The instance's program as it will run: ``cm manager run --ray-place MONIKER=NODE`` moves
+    a python program to that Ray node (the ray runner runs the same module)."""
     program = inst.decl.program
+    node = ctx.placements.get(inst.moniker_text)
+    if node is None or program.runner not in ("python", "ray"):
+        return program
+    return dataclasses.replace(program, runner="ray", node=node)
+
+
+async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict) -> None:
+    program = placed_program(ctx, inst)
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
     serve_address = ""
     if protocols or program.stop_event == "notify":

@@ -45,7 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..errors import StartError
+from ..errors import RayUnavailable, StartError
 from .base import ExitStatus, LaunchSpec, ProcessIdentity
 from .ray_actor import NODE_LABEL
 
@@ -84,13 +84,13 @@ class RayCluster:
         """``spec``: ``local:N`` or a Ray address. Raises StartError (a one-line why)."""
         why = ray_available()
         if why:
-            raise StartError("", f"--ray {spec}: {why}")
+            raise RayUnavailable(spec, why)
         loop = asyncio.get_running_loop()
         local = tmp_link = None
         if spec.startswith(LOCAL_PREFIX):
             workers = spec[len(LOCAL_PREFIX):]
             if not workers.isdigit() or not 1 <= int(workers) <= 16:
-                raise StartError("", f"--ray {spec}: expected local:N with N from 1 to 16 worker nodes")
+                raise RayUnavailable(spec, "expected local:N with N from 1 to 16 worker nodes")
             tmp, tmp_link = _ray_tmp(state_dir)
             from .ray_cluster import local_env
 
@@ -111,7 +111,7 @@ class RayCluster:
         except Exception as e:  # noqa: BLE001 - Ray raises many kinds; one line for the user
             if local is not None:
                 _end_local(local)
-            raise StartError("", f"--ray {spec}: cannot connect to Ray at {address}: {e}") from None
+            raise RayUnavailable(spec, f"cannot connect to Ray at {address}: {str(e).splitlines()[0]}") from None
         host = "127.0.0.1" if local is not None else ray.util.get_node_ip_address()
         areas = str(state_dir / "ray" / "nodes" / "{node}" / "storage")
         cluster = cls(ray, address, namespace, areas, host, local, tmp_link)
@@ -139,10 +139,12 @@ class RayCluster:
         await loop.run_in_executor(None, self.ray.shutdown)
         if self._local is not None:
             await loop.run_in_executor(None, _end_local, self._local)
-        if self._tmp_link is not None:
+        if self._tmp_link is not None:  # a private folder under /tmp, linked from the state folder
             target = self._tmp_link.resolve()
             self._tmp_link.unlink(missing_ok=True)
             await loop.run_in_executor(None, _remove_tree, target)
+        elif self._local is not None:  # the session folders of the cluster we ran
+            await loop.run_in_executor(None, _remove_tree, Path(os.environ["RAY_TMPDIR"]))
 
 
 def _ray_tmp(state_dir: Path) -> tuple[Path, Path | None]:
@@ -182,8 +184,7 @@ def _start_local(workers: int, state_dir: Path) -> tuple[subprocess.Popen, str]:
         return process, json.loads(line)["address"]
     except (ValueError, KeyError, TypeError):
         _end_local(process)
-        raise StartError("", f"--ray local:{workers}: the local Ray cluster did not start "
-                             f"(see {log_path})") from None
+        raise RayUnavailable(f"local:{workers}", f"the local Ray cluster did not start (see {log_path})") from None
 
 
 def _read_line(process: subprocess.Popen, timeout: float) -> bytes:
