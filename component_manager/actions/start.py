@@ -44,7 +44,7 @@ from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["mark_serving", "start", "watch_exit"]
+__all__ = ["mark_serving", "node_of", "placed_program", "start", "watch_exit"]
 
 
 async def start(ctx: ActionContext, inst, reason: str) -> bool:
@@ -109,6 +109,17 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
         except OSError as e:
             raise StorageError(str(inst.moniker), use.target_name, e.strerror or str(e)) from None
     return paths
+
+
+def node_of(ctx: ActionContext, inst) -> str:
+    """The Ray node ``inst`` runs on, or, stopped, would start on ("" for the manager's host
+    or any node Ray picks)."""
+    if inst.run is not None:
+        return inst.run.node
+    if inst.decl is None or inst.decl.program is None:
+        return ""
+    program = placed_program(ctx, inst)
+    return program.node if program.runner == "ray" else ""
 
 
 def placed_program(ctx: ActionContext, inst):

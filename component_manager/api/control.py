@@ -40,6 +40,8 @@ def _summary_fields(inst) -> dict:
         fields["status_detail"] = inst.status_detail
     if inst.run is not None:
         fields["pid"] = inst.run.pid
+        if inst.run.node:
+            fields["node"] = inst.run.node
     if inst.last_stop is not None:
         fields["last_stop_reason"] = inst.last_stop.reason.value
         fields["last_stop_disposition"] = inst.last_stop.disposition.value
@@ -311,6 +313,9 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
         await actions.resolve_async(self.model, inst)
         reports = await actions.walk_routes(
             self.model, lambda view: plan_reports(view, inst.moniker, inst.decl, request.capability))
+        for report in reports:  # where each provider runs (or would start), for a Ray node
+            source = self.model.index.get(report["source_moniker"]) if report["source_moniker"] else None
+            report["source_node"] = actions.node_of(self.model, source) if source is not None else ""
         return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 

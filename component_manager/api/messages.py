@@ -13,7 +13,7 @@ def summary_dict(s) -> dict:
             "execution_state": s.execution_state, "incarnation": s.incarnation,
             "pid": s.pid or None, "last_stop_reason": s.last_stop_reason or None,
             "last_stop_disposition": s.last_stop_disposition or None, "status": s.status,
-            "status_detail": s.status_detail or s.status}
+            "status_detail": s.status_detail or s.status, "node": s.node or None}
 
 
 def show_dict(d) -> dict:
@@ -90,5 +90,6 @@ def route_dict(r) -> dict:
     """A RouteReport message as one of the ``routes`` of ``cm route --json``."""
     return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
             "error": r.error or None, "source_moniker": r.source_moniker or None,
+            "source_node": r.source_node or None,
             "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
                      for h in r.hops]}
