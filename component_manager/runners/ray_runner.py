@@ -35,12 +35,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,13 +45,14 @@ from pathlib import Path
 from ..errors import RayUnavailable, StartError
 from .base import ExitStatus, LaunchSpec, ProcessIdentity
 from .ray_actor import NODE_LABEL
+from .ray_cluster import LocalCluster, local_env
 
 __all__ = ["RayCluster", "RayProgram", "RayRunner", "ray_available"]
 
 log = logging.getLogger("component_manager.runners.ray")
 
 LOCAL_PREFIX = "local:"
-CLUSTER_START_TIMEOUT_S = 120.0
+LEFT_OVER_TIMEOUT_S = 10.0
 _SHORT_TMP = 40  # Ray's session sockets live under RAY_TMPDIR: a Unix socket path has 107 bytes
 
 
@@ -69,7 +67,7 @@ class RayCluster:
     """The manager's connection to a Ray cluster, and the local cluster it started, if any."""
 
     def __init__(self, ray, address: str, namespace: str, areas_root: str, host: str,
-                 local: subprocess.Popen | None = None, tmp_link: Path | None = None):
+                 local: LocalCluster | None = None, tmp_link: Path | None = None):
         self.ray = ray
         self.address = address
         self.namespace = namespace
@@ -92,12 +90,19 @@ class RayCluster:
             if not workers.isdigit() or not 1 <= int(workers) <= 16:
                 raise RayUnavailable(spec, "expected local:N with N from 1 to 16 worker nodes")
             tmp, tmp_link = _ray_tmp(state_dir)
-            from .ray_cluster import local_env
-
             os.environ.update(local_env(str(tmp)))  # before `import ray`: read at import
-            local, address = await loop.run_in_executor(None, _start_local, int(workers), state_dir)
+            try:
+                local = await loop.run_in_executor(
+                    None, LocalCluster.start, int(workers), state_dir / "ray" / "cluster.log")
+            except RuntimeError as e:
+                raise RayUnavailable(spec, str(e)) from None
+            address = local.address
         else:
             address = spec
+            if _loopback(address):  # a cluster on this host's loopback (a test session's)
+                for key, value in local_env("").items():
+                    if key != "RAY_TMPDIR":
+                        os.environ.setdefault(key, value)
         import ray
 
         import hashlib
@@ -110,7 +115,7 @@ class RayCluster:
                 log_to_driver=False, configure_logging=False))
         except Exception as e:  # noqa: BLE001 - Ray raises many kinds; one line for the user
             if local is not None:
-                _end_local(local)
+                await loop.run_in_executor(None, local.close)
             raise RayUnavailable(spec, f"cannot connect to Ray at {address}: {str(e).splitlines()[0]}") from None
         host = "127.0.0.1" if local is not None else ray.util.get_node_ip_address()
         areas = str(state_dir / "ray" / "nodes" / "{node}" / "storage")
@@ -138,13 +143,18 @@ class RayCluster:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.ray.shutdown)
         if self._local is not None:
-            await loop.run_in_executor(None, _end_local, self._local)
+            await loop.run_in_executor(None, self._local.close)
         if self._tmp_link is not None:  # a private folder under /tmp, linked from the state folder
             target = self._tmp_link.resolve()
             self._tmp_link.unlink(missing_ok=True)
             await loop.run_in_executor(None, _remove_tree, target)
         elif self._local is not None:  # the session folders of the cluster we ran
             await loop.run_in_executor(None, _remove_tree, Path(os.environ["RAY_TMPDIR"]))
+
+
+def _loopback(address: str) -> bool:
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _ray_tmp(state_dir: Path) -> tuple[Path, Path | None]:
@@ -169,52 +179,6 @@ def _remove_tree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _start_local(workers: int, state_dir: Path) -> tuple[subprocess.Popen, str]:
-    """In a worker thread: spawn the local cluster's process; its address once it is up."""
-    log_path = state_dir / "ray" / "cluster.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(log_path, "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "component_manager.runners.ray_cluster", str(workers)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, start_new_session=True)
-    line = _read_line(process, CLUSTER_START_TIMEOUT_S)
-    try:
-        return process, json.loads(line)["address"]
-    except (ValueError, KeyError, TypeError):
-        _end_local(process)
-        raise RayUnavailable(f"local:{workers}", f"the local Ray cluster did not start (see {log_path})") from None
-
-
-def _read_line(process: subprocess.Popen, timeout: float) -> bytes:
-    import selectors
-
-    deadline = time.monotonic() + timeout
-    line = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(process.stdout, selectors.EVENT_READ)
-        while not line.endswith(b"\n") and time.monotonic() < deadline:
-            if sel.select(deadline - time.monotonic()):
-                chunk = os.read(process.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
-    return line
-
-
-def _end_local(process: subprocess.Popen) -> None:
-    """Close its stdin (it shuts the cluster down) and wait; kill it if it hangs."""
-    try:
-        process.stdin.close()
-    except OSError:
-        pass
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    process.stdout.close()
 
 
 class RayProgram:
@@ -406,9 +370,14 @@ class RayRunner:
         makes it certain before anything starts again). True if one was found."""
         if self.cluster is None:
             return False
+        ray = self.cluster.ray
         try:
-            actor = self.cluster.ray.get_actor(name)
+            actor = ray.get_actor(name)
         except ValueError:
             return False
-        self.cluster.ray.kill(actor, no_restart=True)
+        ray.kill(actor, no_restart=True)
+        try:  # answered once it is dead: then its keeper has killed the program's group
+            ray.get(actor.wait.remote(), timeout=LEFT_OVER_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - RayActorError: gone, as asked
+            pass
         return True
