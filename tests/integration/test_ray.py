@@ -161,3 +161,35 @@ def test_a_manager_killed_with_programs_on_ray_leaves_no_second_copy(manager_dir
         assert manager.show("/state")["pid"] != old
     finally:
         manager.close()
+
+
+def listening_addresses(session: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp* writes them) of every TCP socket listened
+    on by a process of ``session``."""
+    inodes = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3]) != session:
+                continue
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                found.add(fields[1].rpartition(":")[0])
+    return found
+
+
+def test_the_local_cluster_listens_on_loopback_only(ray_cluster):
+    found = listening_addresses(ray_cluster.process.pid)  # its own session: every Ray daemon
+    assert found, "no listening socket found: the check would pass vacuously"
+    loopback = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, ::ffff:127.0.0.1
+    assert found <= loopback, f"a Ray daemon listens beyond 127.0.0.1: {found}"
