@@ -20,7 +20,8 @@ from ..policy.budget import priority_of
 from ..routing.report import plan_reports
 from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
-from ..runners import isolation
+from ..runners import get_runner, isolation
+from ..runners.ray_actor import node_areas
 from .status import reports_errors
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
@@ -156,11 +157,27 @@ def _use_info(model, inst, use) -> pb.UseInfo:
 
 
 def storage_infos(model, inst) -> list[pb.StorageInfo]:
-    """One StorageInfo per storage the instance uses (the area may not exist yet: size 0)."""
-    uses = inst.decl.uses if inst.decl is not None else ()
+    """One StorageInfo per storage the instance uses (the area may not exist yet: size 0).
+    A program on Ray keeps its areas on its node: that path (its size where it is readable)."""
+    uses = [u for u in (inst.decl.uses if inst.decl is not None else ()) if u.kind == "storage"]
+    on_ray = _ray_areas(model, inst) if uses else None
     return [pb.StorageInfo(name=u.target_name, path=str(path), size_bytes=_size(path))
-            for u in uses if u.kind == "storage"
-            for path in (model.areas.path_for(inst.instance_id, u.target_name),)]
+            for u in uses
+            for path in (on_ray / u.target_name if on_ray else model.areas.path_for(inst.instance_id, u.target_name),)]
+
+
+def _ray_areas(model, inst):
+    """The folder of ``inst``'s areas on the Ray node it runs on (or would start on, or
+    last ran on); None for a program of this host."""
+    cluster = get_runner("ray").cluster
+    if cluster is None:
+        return None
+    node = actions.node_of(model, inst)
+    program = inst.decl.program if inst.decl is not None else None
+    if not node and inst.run is None and program is not None and program.runner == "ray":
+        info = model.snapshots.info(inst.instance_id)
+        node = info.node if info is not None else ""
+    return node_areas(cluster.areas_root, node, inst.instance_id) if node else None
 
 
 def storage_snapshot(info) -> pb.StorageSnapshot:
