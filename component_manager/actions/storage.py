@@ -116,5 +116,6 @@ def _refuse_while_copying(inst) -> None:
 
 def _refuse_while_ending(inst) -> None:
     """A shutdown or destroy in flight would delete the storage under the copy."""
-    if inst.state in (State.SHUTDOWN, State.DESTROYED) or any(inst.actions.in_flight(k) for k in (ActionKind.SHUTDOWN, ActionKind.DESTROY)):
+    ending = inst.actions.in_flight(ActionKind.SHUTDOWN) or inst.actions.in_flight(ActionKind.DESTROY)
+    if ending or inst.state in (State.SHUTDOWN, State.DESTROYED):
         raise InvalidRequest(inst.moniker_text, "is being shut down or destroyed")

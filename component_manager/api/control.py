@@ -272,6 +272,7 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def SnapshotStorage(self, request, context):
         inst = self.model.find(request.moniker)
+        await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
         info, areas = await actions.snapshot_storage(self.model, inst, _storage_names(inst))
         return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
                                        snapshot=storage_snapshot(info), areas=areas)
@@ -279,6 +280,7 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     @reports_errors
     async def RestoreStorage(self, request, context):
         inst = self.model.find(request.moniker)
+        await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
         info, areas = await actions.restore_storage(self.model, inst, _storage_names(inst))
         return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
                                        snapshot=storage_snapshot(info), areas=areas)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from component_manager.faults import ENV_CRASH_AT
 from component_manager.testing.process import ManagerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -85,3 +86,27 @@ def test_destroy_deletes_the_snapshot_with_the_storage(manager_dir):
         assert list((manager_dir / "snapshots").iterdir()) == []
         manager.cm("create", "/workers:c1", "counter/counter.cml")  # a new identity: no snapshot
         assert manager.cm_json("show", "/workers:c1")["snapshot"] is None
+
+
+def test_a_manager_killed_mid_snapshot_keeps_the_last_one(manager_dir, monkeypatch):
+    """kill -9 once the new snapshot's file is durable, before its record: the restarted
+    manager shows and restores the one before, and the orphan file is gone."""
+    with ManagerProcess(manager_dir) as manager:
+        manager.cm("start", "/counter")
+        manager.cm("stop", "/counter")
+        first = manager.cm_json("storage", "snapshot", "counter")["snapshot"]  # count=1
+        manager.cm("start", "/counter")
+        manager.cm("stop", "/counter")  # count=2 in the area now
+        manager.terminate()
+        monkeypatch.setenv(ENV_CRASH_AT, "snapshot.written")
+        manager.start()
+        manager.cm("storage", "snapshot", "counter", check=False)
+        assert manager.process.wait(30) == -9, "the manager did not die at snapshot.written"
+        assert len(list((manager_dir / "snapshots").iterdir())) == 2  # the new file, no record
+        monkeypatch.delenv(ENV_CRASH_AT)
+        manager.start()
+        assert manager.cm_json("show", "counter")["snapshot"] == first
+        assert len(list((manager_dir / "snapshots").iterdir())) == 1
+        manager.cm("storage", "restore", "counter")
+        manager.cm("start", "/counter")
+        assert last_count(manager, "/counter") == "count=2"  # count=1 came back, then one more

@@ -85,7 +85,9 @@ def test_header_names_areas_sizes_and_checksums(source):
         area = blob[e["offset"]:e["offset"] + e["size"]]
         assert hashlib.sha256(area).hexdigest() == e["sha256"]
     assert blob.startswith(snap.MAGIC)
-    assert blob[-32:] == hashlib.sha256(blob[:-32]).digest()
+    header_end = entries[0]["offset"]
+    assert blob[-32:] == hashlib.sha256(blob[:header_end]).digest()  # commits to the area digests
+    assert snap.digest_of(blob) == blob[-32:].hex()
 
 
 def test_compacted_copy_is_smaller_than_a_churned_area(areas):
@@ -100,12 +102,14 @@ def test_compacted_copy_is_smaller_than_a_churned_area(areas):
     assert len(blob) < (path / "data.mdb").stat().st_size / 2
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped", "empty", "garbage", "header"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "first_area", "digest", "empty", "garbage", "header"])
 def test_a_bad_blob_is_rejected_and_nothing_is_written(source, tmp_path, damage):
     blob = pack_areas(source)
     bad = {
         "truncated": blob[: len(blob) // 2],
         "flipped": blob[:-100] + bytes([blob[-100] ^ 1]) + blob[-99:],
+        "first_area": blob[:1000] + bytes([blob[1000] ^ 1]) + blob[1001:],
+        "digest": blob[:-1] + bytes([blob[-1] ^ 1]),
         "empty": b"",
         "garbage": b"x" * 5000,
         "header": blob[:20] + b"{" + blob[21:],
@@ -247,7 +251,7 @@ def test_put_get_info_delete(store, source):
     assert store.info(A) is None and store.get(A) is None
     blob = pack_areas(source)
     info = store.put(A, blob, node="node2")
-    assert (info.size, info.sha256, info.node) == (len(blob), hashlib.sha256(blob).hexdigest(), "node2")
+    assert (info.size, info.sha256, info.node) == (len(blob), snap.digest_of(blob), "node2")
     assert store.info(A) == info
     assert store.get(A) == (info, blob)
     assert store.info(B) is None
