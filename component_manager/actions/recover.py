@@ -13,6 +13,10 @@
   Everything else is killed (its whole group, session and cgroup) and its stop recorded:
   a program without a record, of a destroyed instance, or of an older record format.
   There is never a second copy: a start after recovery finds the instance started.
+- **Programs on Ray nodes** (the record names their actor) are never adopted: their actor
+  was owned by the dead manager and dies with it; recovery makes sure (ends the actor by
+  name and waits for its end, kills the keeper's group where it is on this host) and records
+  a ``system_shutdown`` stop.
 """
 
 from __future__ import annotations

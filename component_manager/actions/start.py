@@ -94,6 +94,9 @@ async def _run_pre_start_hooks(ctx: ActionContext, inst, storage: dict[str, str]
 
 
 def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
+    """The storage it uses, name -> its area here, made on first use. A program on a Ray
+    node gets its areas there (runners/ray_runner.py): names only."""
+    on_ray = placed_program(ctx, inst).runner == "ray"
     paths = {}
     for use in inst.decl.uses:
         if use.kind != "storage":
@@ -103,6 +106,9 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
         except RouteError as e:
             raise StartError(str(inst.moniker), str(e)) from None
         if result.status != "ok":
+            continue
+        if on_ray:
+            paths[use.target_name] = ""
             continue
         try:
             paths[use.target_name] = str(ctx.areas.create(inst.instance_id, use.target_name))

@@ -365,6 +365,19 @@ class RayRunner:
         except Exception as e:  # noqa: BLE001 - already gone
             log.debug("kill of a Ray actor: %s", e)
 
+    def forget_areas(self, instance_id: str) -> None:
+        """Delete the instance's node-local areas wherever this host can reach them (every
+        node of a local cluster: their folders are here); called when its storage is deleted
+        or it is destroyed. The nodes of a real cluster keep their copy (docs/scale-out.md)."""
+        if self.cluster is None:
+            return
+        import glob
+        import shutil
+
+        pattern = self.cluster.areas_root.replace("{node}", "*")
+        for folder in glob.glob(str(Path(pattern) / instance_id)):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def end_left_over(self, name: str) -> bool:
         """Kill the actor ``name`` a dead manager left (it dies with its owner anyway; this
         makes it certain before anything starts again). True if one was found."""
