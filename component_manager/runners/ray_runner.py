@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -57,7 +58,7 @@ _SHORT_TMP = 40  # Ray's session sockets live under RAY_TMPDIR: a Unix socket pa
 
 
 def ray_available() -> str:
-    """"" if Ray can be imported here, else why not (one line)."""
+    """Why Ray cannot be imported here (one line); empty if it can."""
     import importlib.util
 
     return "" if importlib.util.find_spec("ray") else "Ray is not installed (pip install 'ray>=2.60')"
@@ -79,7 +80,7 @@ class RayCluster:
 
     @classmethod
     async def connect(cls, spec: str, state_dir: Path) -> RayCluster:
-        """``spec``: ``local:N`` or a Ray address. Raises StartError (a one-line why)."""
+        """``spec``: ``local:N`` or a Ray address. Raises RayUnavailable (a one-line why)."""
         why = ray_available()
         if why:
             raise RayUnavailable(spec, why)
@@ -104,8 +105,6 @@ class RayCluster:
                     if key != "RAY_TMPDIR":
                         os.environ.setdefault(key, value)
         import ray
-
-        import hashlib
 
         # the same for every manager of this state folder: a new one finds what an old one left
         namespace = "cm-" + hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
