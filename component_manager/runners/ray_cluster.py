@@ -11,7 +11,7 @@ lost node, one JSON line back for each). EOF (the manager closed it, or died) sh
 daemons die with this process too (Ray's own fate sharing). A head node with no CPU and
 ``N`` worker nodes of 1 CPU each, named by their ``cm-node`` label; every node on
 127.0.0.1, a small object store, no dashboard, health checks tuned so a lost node is known
-in about a second. The caller sets ``RAY_TMPDIR`` and the environment of ``local_env``.
+in about 5 seconds. The caller sets ``RAY_TMPDIR`` and the environment of ``local_env``.
 
     python -m component_manager.runners.ray_cluster WORKERS
 """
@@ -31,8 +31,10 @@ __all__ = ["OBJECT_STORE_BYTES", "LocalCluster", "local_env", "main"]
 START_TIMEOUT_S = 120.0
 
 OBJECT_STORE_BYTES = 80 * 1024 * 1024  # Ray's floor is ~75 MiB
-_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3,
-           "health_check_timeout_ms": 1000}
+# A lost node is known in ~5 s (Ray's default: ~15-30 s); not quicker, so that a node slow to
+# answer on a loaded 2-core machine is not declared lost.
+_HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5,
+           "health_check_timeout_ms": 3000}
 
 
 def local_env(tmp_dir: str) -> dict[str, str]:
