@@ -145,6 +145,7 @@ def _command(cluster, nodes: dict, words: list[str]) -> dict:
         return {"added": words[1]}
     if words[:1] == ["remove"] and len(words) == 2 and words[1] in nodes:
         cluster.remove_node(nodes.pop(words[1]), allow_graceful=False)
+        cluster.wait_for_nodes()  # until Ray, too, counts it lost: later placements know it
         return {"removed": words[1]}
     return {"error": f"unknown command {' '.join(words)!r}"}
 

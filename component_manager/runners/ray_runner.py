@@ -54,6 +54,7 @@ log = logging.getLogger("component_manager.runners.ray")
 
 LOCAL_PREFIX = "local:"
 LEFT_OVER_TIMEOUT_S = 10.0
+RAYLET_PROBE_TIMEOUT_S = 2.0
 _SHORT_TMP = 40  # Ray's session sockets live under RAY_TMPDIR: a Unix socket path has 107 bytes
 
 
@@ -130,12 +131,24 @@ class RayCluster:
             name = (row.get("Labels") or {}).get(NODE_LABEL) or row["NodeID"][:12]
             if row["Alive"] or name not in nodes:
                 nodes[name] = {"id": row["NodeID"], "alive": bool(row["Alive"]),
-                               "host": row.get("NodeManagerAddress", "")}
+                               "host": row.get("NodeManagerAddress", ""), "port": row.get("NodeManagerPort", 0)}
         self.nodes = nodes
         return nodes
 
     async def node_alive(self, name: str) -> bool:
-        return (await self.refresh_nodes()).get(name, {}).get("alive", False)
+        """Whether node ``name`` is up: Ray says so, and its raylet takes a connection. Ray
+        learns of a lost node only after its health checks fail (seconds), while the end of
+        the actors on it is reported at once: the raylet's port tells them apart now."""
+        node = (await self.refresh_nodes()).get(name)
+        if node is None or not node["alive"]:
+            return False
+        try:
+            async with asyncio.timeout(RAYLET_PROBE_TIMEOUT_S):
+                _reader, writer = await asyncio.open_connection(node["host"], node["port"])
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
 
     async def close(self) -> None:
         """Disconnect; stop the local cluster if we started it (never `ray stop`)."""
@@ -288,27 +301,41 @@ class RayRunner:
             raise StartError(spec.moniker, f"no Ray node labelled {NODE_LABEL}={program.node} "
                                            f"(nodes: {', '.join(sorted(cluster.nodes))})")
         names = sorted(spec.startup.storage)
-        name = f"cm-{spec.instance_id[:16]}-{secrets.token_hex(4)}"  # one actor per run
-        actor = self._create_actor(spec, name)
+        actor = None
         try:
             async with asyncio.timeout(program.start_timeout_ms / 1000):
-                where = await actor.node.remote()
+                actor, name, where = await self._place(spec)
                 await self._place_storage(spec, actor, where, names)
                 got = await actor.launch.remote(self._request(spec, names))
-        except TimeoutError:
-            self.kill(actor)
-            raise StartError(spec.moniker, f"Ray did not place and launch it within "
-                                           f"{program.start_timeout_ms / 1000:g}s (start_timeout)") from None
-        except StartError:
-            self.kill(actor)
-            raise
         except BaseException as e:
-            self.kill(actor)
-            if isinstance(e, asyncio.CancelledError):
+            if actor is not None:
+                self.kill(actor)
+            if isinstance(e, (asyncio.CancelledError, StartError)):
                 raise
+            if isinstance(e, TimeoutError):
+                raise StartError(spec.moniker, f"Ray did not place and launch it within "
+                                               f"{program.start_timeout_ms / 1000:g}s (start_timeout)") from None
+            log.warning("%s: Ray could not launch it: %s", spec.moniker, e)
             raise StartError(spec.moniker, f"Ray could not launch it: {str(e).splitlines()[0]}") from None
         got["actor"] = name
         return RayProgram(self, actor, got, spec, names)
+
+    async def _place(self, spec: LaunchSpec):
+        """A new actor for this run, placed and answering: (actor, its name, where it is).
+        Placed again, once, if Ray loses the node it chose before the actor ran."""
+        for attempt in (1, 2):
+            name = f"cm-{spec.instance_id[:16]}-{secrets.token_hex(4)}"  # one actor per run
+            actor = self._create_actor(spec, name)
+            try:
+                return actor, name, await actor.node.remote()
+            except asyncio.CancelledError:
+                self.kill(actor)
+                raise
+            except Exception as e:  # noqa: BLE001 - RayActorError: it never ran
+                self.kill(actor)
+                if attempt == 2 or "never ran" not in str(e):
+                    raise
+                log.warning("%s: its Ray actor was lost before it ran; placing it again", spec.moniker)
 
     def _create_actor(self, spec: LaunchSpec, name: str):
         from .ray_actor import ProgramActor
