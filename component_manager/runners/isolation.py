@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import logging
 import grp
 import os
@@ -84,14 +85,19 @@ def _drop_capabilities() -> None:
     """Root without its powers, for this thread and what it starts: every capability out of
     the bounding set (so an ``execve`` as uid 0 gets none back) and out of this thread's
     sets. The uid stays 0, so files root owns stay reachable: Landlock keeps them out."""
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    for cap in range(last + 1):
+    for cap in range(_last_capability() + 1):
         _prctl(_PR_CAPBSET_DROP, cap)
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
     header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     if _libc.capset(ctypes.byref(header), data) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"capset: {os.strerror(code)}")
+
+
+@functools.cache
+def _last_capability() -> int:
+    """The kernel's highest capability number (read once: each spawn drops them all)."""
+    return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
 
 
 def _prctl(option: int, value: int, arg: int = 0) -> bool:
