@@ -132,13 +132,17 @@ def test_a_lost_node_stops_its_programs_and_the_policy_moves_them(manager_dir, r
     ray_cluster.command('add spare2 {"spare": 1}')
     with ray_manager(manager_dir, ray_cluster) as manager:
         manager.cm("start", "/roamer")
-        first = manager.show("/roamer")["node"]
+        shown = manager.show("/roamer")
+        first, keeper = shown["node"], shown["pid"]
         assert first in ("spare1", "spare2")
+        program = int(Path(f"/proc/{keeper}/task/{keeper}/children").read_text().split()[0])
         with manager.events() as events:
             assert ray_cluster.command(f"remove {first}") == {"removed": first}
             lost = events.wait_for(stopped("/roamer", reason="node_lost"))
             events.wait_for(started("/roamer"))
         assert lost["stop"]["detail"] == f"Ray node {first} was lost"
+        # its Ray worker killed the keeper as it went: the program went with it
+        wait_for(lambda: not pid_alive(keeper) and not pid_alive(program), what="the lost node's program to end")
         assert manager.show("/roamer")["node"] == ({"spare1", "spare2"} - {first}).pop()
         manager.cm("stop", "/roamer")
     ray_cluster.command(f"remove {({'spare1', 'spare2'} - {first}).pop()}")

@@ -65,3 +65,16 @@ def test_when_the_actor_goes_the_whole_group_dies():
     while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.01)  # SIGKILL'd with its group; reaped by init
     assert not alive(grandchild)
+
+
+def test_a_keeper_killed_takes_the_program_with_it():
+    process, gate = keeper(sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)")
+    os.write(gate, b"go\n")
+    program = int(process.stdout.readline())
+    os.kill(process.pid, signal.SIGKILL)  # as a Ray worker that exits kills its children
+    process.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while alive(program) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alive(program)
+    os.close(gate)
