@@ -4,9 +4,10 @@ A plain start (``sys.executable -m module``) spends ~100 ms starting an interpre
 importing grpc, protobuf and the SDK before the program does anything. The zygote is one
 interpreter that has imported all of that once and then forks a child per start (~1.5 ms,
 measured on these machines); the child becomes the program exactly as ``python -m module``
-would have made it. It never creates a gRPC channel, server or thread before it forks
-(forking those is unsafe), and it configures nothing a program might set up itself (no
-logging handlers, no event loop).
+would have made it. No gRPC channel, server or thread is alive when it forks (forking
+those is unsafe): it starts and stops one server once, at startup, and waits until gRPC has
+ended its threads (``_warm_grpc``: gRPC's once-per-process work is then inherited). It
+configures nothing a program might set up itself (no logging handlers, no event loop).
 
 Run as ``sys.executable -P -m component_manager.runners.zygote FD`` by the manager
 (``zygote_client.py``), FD being its end of a ``SOCK_SEQPACKET`` socketpair. One JSON
@@ -72,6 +73,7 @@ out of the garbage collector (``gc.freeze``, which keeps copy-on-write pages sha
 from __future__ import annotations
 
 import array
+import asyncio
 import gc
 import importlib
 import json
@@ -80,6 +82,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 from . import zygote_child as child
 
@@ -91,6 +94,7 @@ MAX_MESSAGE = 1 << 20
 # just started often connects at once to a provider that must start too.
 SPARE_AFTER_IDLE_MS = 5
 SPARE_RETRY_MS = 1000  # after a failed fork (EAGAIN, ENOMEM)
+GRPC_THREADS_END_S = 2.0  # after the warm-up (_warm_grpc); they end within ~1 ms here
 _GO = b"g"
 
 
@@ -100,6 +104,10 @@ def main() -> int:
     control = socket.socket(fileno=int(sys.argv[1]))
     dispositions = _signal_dispositions()  # as inherited: what a fresh interpreter would have
     _preload()
+    if not _warm_grpc():
+        print("zygote: gRPC still runs threads after its warm-up; a fork now would be unsafe",
+              file=sys.stderr, flush=True)
+        return 1
     origins = _module_origins()
     gc.collect()
     gc.freeze()
@@ -121,6 +129,37 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError as e:  # an optional module: the children import it themselves
             print(f"zygote: not preloading {name}: {e}", file=sys.stderr, flush=True)
+
+
+def _warm_grpc() -> bool:
+    """Start and stop one gRPC server, then wait until gRPC has ended every thread it made;
+    False if some still run after ``GRPC_THREADS_END_S`` (then the zygote must not fork).
+
+    Why: what gRPC does once per process is then done once, here, instead of at the first
+    call of every program. Above all, abseil measures the cycle counter's rate the first
+    time one of gRPC's threads waits on a contended lock, which every new server's first
+    call does: it sleeps 1 + 2 ms or more for that (the kernel here does not export
+    ``tsc_freq_khz``), ~3 ms of a cold lazy start. Its result, and gRPC's core
+    configuration, are inherited by every child. Nothing of gRPC is left running at a fork:
+    no server, channel or thread (the rule in the module docstring)."""
+    try:
+        import grpc.aio
+    except ImportError:
+        return True  # a child that needs it imports it (and pays for it) itself
+
+    async def up_and_down() -> None:
+        server = grpc.aio.server()
+        await server.start()
+        await server.stop(None)
+
+    asyncio.run(up_and_down())
+    gc.collect()  # the server's last reference: gRPC shuts down and ends its threads
+    deadline = time.monotonic() + GRPC_THREADS_END_S
+    while len(os.listdir("/proc/self/task")) > 1:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)  # native threads: nothing to join or wait on from Python
+    return True
 
 
 def _signal_dispositions() -> dict[int, object]:
