@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 from collections.abc import Callable
@@ -52,12 +53,13 @@ class Touched:
 
     @classmethod
     def begin(cls) -> Touched:
-        """Call while single-threaded. Raises OSError (no pagemap, no fork)."""
+        """Call while single-threaded (the sentinel is forked). Raises OSError."""
         present = {address for address, entry in _pagemap(_writable_private()) if entry & _PRESENT}
         read_end, write_end = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the sentinel: holds the pages as they are until the zygote is done
-            os.close(write_end)
+        if pid == 0:  # the sentinel: holds the pages as they are until ``end``
+            os.closerange(3, read_end)  # nothing of ours kept open (a socket's peer waits for EOF)
+            os.closerange(read_end + 1, 1 << 20)
             os.read(read_end, 1)
             os._exit(0)
         os.close(read_end)
@@ -70,22 +72,26 @@ class Touched:
                        if entry & _EXCLUSIVE and entry & _PRESENT and address in self._present]
         finally:
             os.close(self._release)
-            os.waitpid(self._sentinel, 0)
+            try:
+                os.waitpid(self._sentinel, 0)
+            except ChildProcessError:  # already reaped by whoever reaps our children
+                pass
         return _runs(written)
 
 
 def copy_ahead(runs: list[tuple[int, int]], stop: Callable[[], bool]) -> int:
     """Fault ``runs`` in writable (each shared page becomes our own copy, same content);
     returns how many pages. Stops early when ``stop()`` says so (checked every few runs)
-    or where the kernel cannot (before 5.14: nothing is copied)."""
+    or where the kernel cannot (before 5.14: nothing is copied); skips runs no longer mapped."""
     done = 0
     for at in range(0, len(runs), _CHUNK):
         if stop():
             break
         for start, end in runs[at:at + _CHUNK]:
-            if _libc.madvise(start, end - start, _MADV_POPULATE_WRITE) != 0:
+            if _libc.madvise(start, end - start, _MADV_POPULATE_WRITE) == 0:
+                done += (end - start) // PAGE
+            elif ctypes.get_errno() not in (errno.ENOMEM, errno.EFAULT):  # not just unmapped since
                 return done
-            done += (end - start) // PAGE
     return done
 
 
