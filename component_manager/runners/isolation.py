@@ -71,6 +71,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
+_CAP_LAST_FILE = "/proc/sys/kernel/cap_last_cap"
+
+
+def _read_last_cap() -> int | None:
+    try:
+        return int(Path(_CAP_LAST_FILE).read_text())
+    except (OSError, ValueError):
+        return None  # read (and failed) again where it is needed
+
+
+_LAST_CAP = _read_last_cap()  # once, at import: the zygote's children inherit it (~0.1 ms a start)
+
+
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -84,7 +97,7 @@ def _drop_capabilities() -> None:
     """Root without its powers, for this thread and what it starts: every capability out of
     the bounding set (so an ``execve`` as uid 0 gets none back) and out of this thread's
     sets. The uid stays 0, so files root owns stay reachable: Landlock keeps them out."""
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    last = _LAST_CAP if _LAST_CAP is not None else int(Path(_CAP_LAST_FILE).read_text())
     for cap in range(last + 1):
         _prctl(_PR_CAPBSET_DROP, cap)
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
