@@ -35,6 +35,7 @@ SUITES = {  # name -> (module, the figure keys it produces; for the error record
     "govern": ("bench_govern", ["reload_one", "pause_resume", "evict_start"]),
     "policies": ("bench_policies", ["crash_restart", "probe_cost"]),
     "ui": ("bench_ui", ["ui_tree"]),
+    "snapshots": ("bench_snapshots", ["snapshot_1mb", "snapshot_10mb"]),  # + snapshot_50mb outside --quick
 }
 
 

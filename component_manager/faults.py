@@ -13,6 +13,7 @@ Steps (in the order they happen):
     start.released   it has been told to run; its start is not acknowledged yet
     destroy.tombstone  the destroy is durable; storage and log not yet deleted
     destroy.deleted  storage and log deleted; the records not yet removed
+    snapshot.written a new storage snapshot's file is durable; its record not yet committed
 
 Example: ``CM_TEST_CRASH_AT=start.recorded cm manager run`` dies at the first start.
 """
@@ -25,7 +26,8 @@ import signal
 __all__ = ["ENV_CRASH_AT", "STEPS", "crash_point"]
 
 ENV_CRASH_AT = "CM_TEST_CRASH_AT"
-STEPS = ("start.launched", "start.recorded", "start.released", "destroy.tombstone", "destroy.deleted")
+STEPS = ("start.launched", "start.recorded", "start.released", "destroy.tombstone", "destroy.deleted",
+         "snapshot.written")
 
 
 def crash_point(step: str) -> None:

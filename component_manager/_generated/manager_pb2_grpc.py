@@ -60,6 +60,16 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.DeleteStorageReply.FromString,
                 _registered_method=True)
+        self.SnapshotStorage = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/SnapshotStorage',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.SnapshotStorageReply.FromString,
+                _registered_method=True)
+        self.RestoreStorage = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/RestoreStorage',
+                request_serializer=manager__pb2.InstanceRequest.SerializeToString,
+                response_deserializer=manager__pb2.SnapshotStorageReply.FromString,
+                _registered_method=True)
         self.Restart = channel.unary_unary(
                 '/component_manager.v1.LifecycleController/Restart',
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
@@ -116,6 +126,21 @@ class LifecycleControllerServicer:
 
     def DeleteStorage(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SnapshotStorage(self, request, context):
+        """`cm storage snapshot`: keep a compacted copy of its storage areas (replaces the last one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreStorage(self, request, context):
+        """`cm storage restore`: put its areas back as the snapshot has them; only while it is not
+        running. FAILED_PRECONDITION without a snapshot or while it runs.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -182,6 +207,16 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.DeleteStorage,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.DeleteStorageReply.SerializeToString,
+            ),
+            'SnapshotStorage': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotStorage,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.SnapshotStorageReply.SerializeToString,
+            ),
+            'RestoreStorage': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreStorage,
+                    request_deserializer=manager__pb2.InstanceRequest.FromString,
+                    response_serializer=manager__pb2.SnapshotStorageReply.SerializeToString,
             ),
             'Restart': grpc.unary_unary_rpc_method_handler(
                     servicer.Restart,
@@ -344,6 +379,60 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/DeleteStorage',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.DeleteStorageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotStorage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/SnapshotStorage',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.SnapshotStorageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreStorage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/RestoreStorage',
+            manager__pb2.InstanceRequest.SerializeToString,
+            manager__pb2.SnapshotStorageReply.FromString,
             options,
             channel_credentials,
             insecure,

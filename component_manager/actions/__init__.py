@@ -14,7 +14,8 @@ and the model-tier tests call these; nothing else changes state.
     pause / resume  freeze a running program's process group / thaw it
     restart         stop, then start again
     reload          re-resolve manifests; restart what changed, keep the rest running
-    delete_storage  empty a stopped instance's storage
+    delete_storage  empty a stopped instance's storage (and forget its snapshot)
+    snapshot_storage / restore_storage  keep a copy of its storage areas / put them back
 """
 
 from .boot import boot
@@ -28,8 +29,9 @@ from .resolve import RoutingView, resolve, resolve_async, walk_routes
 from .shutdown import shutdown
 from .start import mark_serving, start
 from .stop import request_stop, stop
-from .storage import delete_storage
+from .storage import delete_storage, restore_storage, snapshot_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
            "destroy", "mark_serving", "open_capability", "pause", "reload", "request_stop", "resolve",
-           "resolve_async", "restart", "resume", "shutdown", "start", "stop", "walk_routes"]
+           "resolve_async", "restart", "restore_storage", "resume", "shutdown", "snapshot_storage", "start", "stop",
+           "walk_routes"]

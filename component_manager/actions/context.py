@@ -15,6 +15,7 @@ from ..model.reasons import StopRecord
 from ..model.resolver import ResolvedComponent
 from ..moniker import Moniker
 from ..storage.areas import StorageAreas
+from ..storage.snapshots import SnapshotStore
 from ..storage.topology import TopologyStore
 
 __all__ = ["ActionContext", "ResolverLike"]
@@ -34,6 +35,7 @@ class ActionContext(Protocol):
     tokens: dict[str, tuple]  # run token -> (instance, run)
     store: TopologyStore
     areas: StorageAreas
+    snapshots: SnapshotStore  # the last storage snapshot of each instance that has one
     resolver: ResolverLike
     events: EventBus
     owner: TaskOwner

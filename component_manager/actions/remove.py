@@ -1,6 +1,6 @@
 """Remove: the second half of destroy, for an instance already shut down. Its children are
-removed (in parallel, each through its own action set), its storage areas and log are
-deleted, and its records go with its ``destroyed`` event in one durable commit.
+removed (in parallel, each through its own action set), its storage areas, storage snapshot
+and log are deleted, and its records go with its ``destroyed`` event in one durable commit.
 
 Intent before effect: a tombstone is committed first. A manager killed after it (with the
 storage half deleted, or not yet) finishes the destroy when it boots (``actions/boot.py``):
@@ -56,6 +56,8 @@ async def remove_now(ctx: ActionContext, inst) -> None:
     crash_point("destroy.tombstone")
     await remove_all(ctx, list(inst.children.values()))
     ctx.areas.delete(inst.instance_id)
+    if ctx.snapshots.info(inst.instance_id) is not None:  # one LMDB read; the commit only for the few
+        ctx.snapshots.delete(inst.instance_id)
     ctx.log_path(inst).unlink(missing_ok=True)
     shutil.rmtree(ctx.socket_path(inst).parent, ignore_errors=True)  # its own folder (TMPDIR)
     crash_point("destroy.deleted")

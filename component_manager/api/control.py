@@ -77,6 +77,9 @@ def details(model, inst) -> pb.InstanceDetails:
         reply.last_stop.CopyFrom(stop_record(inst.last_stop))
         reply.has_last_stop = True
     reply.children.extend(str(c.moniker) for c in inst.children.values())
+    snapshot = model.snapshots.info(inst.instance_id)
+    if snapshot is not None:
+        reply.snapshot.CopyFrom(storage_snapshot(snapshot))
     decl = inst.decl
     if decl is None:
         return reply
@@ -158,6 +161,16 @@ def storage_infos(model, inst) -> list[pb.StorageInfo]:
             for path in (model.areas.path_for(inst.instance_id, u.target_name),)]
 
 
+def storage_snapshot(info) -> pb.StorageSnapshot:
+    """A SnapshotInfo (``storage/snapshots.py``) as its message."""
+    return pb.StorageSnapshot(taken_at=info.taken_at, size_bytes=info.size, sha256=info.sha256, node=info.node)
+
+
+def _storage_names(inst) -> list[str]:
+    uses = inst.decl.uses if inst.decl is not None else ()
+    return [u.target_name for u in uses if u.kind == "storage"]
+
+
 def _size(path) -> int:
     try:
         return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
@@ -236,6 +249,22 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
         deleted = storage_infos(self.model, inst)
         await actions.delete_storage(self.model, inst, [a.name for a in deleted])
         return pb.DeleteStorageReply(moniker=str(inst.moniker), instance_id=inst.instance_id, deleted=deleted)
+
+    @reports_errors
+    async def SnapshotStorage(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
+        info, areas = await actions.snapshot_storage(self.model, inst, _storage_names(inst))
+        return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
+                                       snapshot=storage_snapshot(info), areas=areas)
+
+    @reports_errors
+    async def RestoreStorage(self, request, context):
+        inst = self.model.find(request.moniker)
+        await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
+        info, areas = await actions.restore_storage(self.model, inst, _storage_names(inst))
+        return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
+                                       snapshot=storage_snapshot(info), areas=areas)
 
 
 class RealmServicer(pb_grpc.RealmServicer):

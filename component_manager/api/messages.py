@@ -3,8 +3,8 @@ that knows which proto fields are optional, so every client shows the same shape
 
 from __future__ import annotations
 
-__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "stop_dict",
-           "summary_dict"]
+__all__ = ["config_dict", "event_dict", "limits_dict", "restart_dict", "route_dict", "show_dict", "snapshot_dict",
+           "stop_dict", "summary_dict"]
 
 
 def summary_dict(s) -> dict:
@@ -39,7 +39,13 @@ def show_dict(d) -> dict:
         "usage": ({"memory_bytes": d.usage.memory_bytes, "cpu_s": d.usage.cpu_s}
                   if d.HasField("usage") else None),
         "restart": restart_dict(d.restart) if d.has_restart else None,
+        "snapshot": snapshot_dict(d.snapshot) if d.HasField("snapshot") else None,
     }
+
+
+def snapshot_dict(s) -> dict:
+    """A StorageSnapshot message: the ``snapshot`` of ``cm show --json``."""
+    return {"taken_at": s.taken_at, "size_bytes": s.size_bytes, "sha256": s.sha256, "node": s.node}
 
 
 def limits_dict(limits) -> dict:

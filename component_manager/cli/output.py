@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-__all__ = ["colour_enabled", "format_event", "format_route", "format_size", "log_tail",
+__all__ = ["colour_enabled", "format_event", "format_route", "format_size", "format_snapshot", "log_tail",
            "paint", "parse_since", "state_colour", "state_label", "status_tone", "table"]
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
@@ -80,6 +80,24 @@ def format_size(n: int) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"  # unreachable
+
+
+def format_snapshot(snapshot: dict, now: float | None = None) -> str:
+    """``from node2, 3 min old, 1.2 MiB``: where a storage snapshot came from and how old it is
+    (what a start elsewhere would get back)."""
+    age = max(0.0, (time.time() if now is None else now) - snapshot["taken_at"])
+    return f"from {snapshot['node']}, {format_age(age)} old, {format_size(snapshot['size_bytes'])}"
+
+
+def format_age(seconds: float) -> str:
+    """``12 s``, ``3 min``, ``5.2 h``, ``3 days``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def format_route(report: dict, enabled: bool = False) -> str:

@@ -24,7 +24,7 @@ from ..errors import UsageError
 from .client import Client
 from .follow import follow_log
 from .monikers import MONIKER_HELP, resolve_moniker
-from .output import colour_enabled, paint, parse_since, state_colour, state_label, table
+from .output import colour_enabled, format_snapshot, paint, parse_since, state_colour, state_label, table
 
 __all__ = ["format_list", "format_show", "format_tree", "register"]
 
@@ -175,6 +175,8 @@ def format_show(info: dict) -> str:
         lines.append(f"{'Exposes':<16}{expose}")
     for area in info["storage"]:
         lines.append(f"{'Storage':<16}{area['name']}: {area['path']} ({area['size_bytes']} bytes)")
+    if info.get("snapshot"):
+        lines.append(f"{'Snapshot':<16}{format_snapshot(info['snapshot'])}")
     if info["config"]:
         lines += [f"{'Config':<16}{key} = {json.dumps(value)}" for key, value in info["config"].items()]
     for child in info["children"]:

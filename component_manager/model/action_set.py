@@ -37,20 +37,26 @@ class ActionKind(enum.StrEnum):
     STOP = "stop"
     SHUTDOWN = "shutdown"
     DESTROY = "destroy"
+    SNAPSHOT = "snapshot"  # copy its storage areas into the manager's snapshot store
+    RESTORE = "restore"  # put its storage areas back as that snapshot has them
 
 
 K = ActionKind
 WAITS_FOR: dict[ActionKind, frozenset[ActionKind]] = {
-    K.START: frozenset({K.STOP, K.SHUTDOWN, K.DESTROY}),  # then starts again, or finds it gone
+    K.START: frozenset({K.STOP, K.SHUTDOWN, K.DESTROY, K.RESTORE}),  # then starts again, or finds it gone
     K.STOP: frozenset({K.START, K.SHUTDOWN}),  # a start it aborted, unwinding; a shutdown: nothing left
-    K.SHUTDOWN: frozenset({K.START, K.STOP}),
+    K.SHUTDOWN: frozenset({K.START, K.STOP, K.SNAPSHOT, K.RESTORE}),  # storage is not deleted under them
     K.DESTROY: frozenset(),  # its shutdown waits; destroy waiting too could wait on itself
+    K.SNAPSHOT: frozenset({K.RESTORE}),  # (both are refused while a shutdown or destroy is in flight)
+    K.RESTORE: frozenset({K.SNAPSHOT}),
 }
 ABORTS: dict[ActionKind, frozenset[ActionKind]] = {
     K.START: frozenset(),
     K.STOP: frozenset({K.START}),
     K.SHUTDOWN: frozenset({K.START}),
     K.DESTROY: frozenset(),  # its shutdown aborts the start, and waits for it to unwind
+    K.SNAPSHOT: frozenset(),
+    K.RESTORE: frozenset(),
 }
 
 

@@ -20,8 +20,9 @@ __all__ = ["EVENT_TYPES", "EventBus", "Subscription"]
 # (`cm events --type strated`). Publishing a new type adds it (``EventBus.types``), but list
 # it here so that it can be subscribed to before its first event.
 EVENT_TYPES = frozenset({"created", "resolved", "started", "stopped", "destroyed", "capability_requested",
-                         "storage_deleted", "paused", "resumed", "restart_scheduled", "restart_gave_up",
-                         "restart_cancelled", "restart_reset", "trigger_succeeded", "trigger_failed"})
+                         "storage_deleted", "storage_snapshotted", "storage_restored", "paused", "resumed",
+                         "restart_scheduled", "restart_gave_up", "restart_cancelled", "restart_reset",
+                         "trigger_succeeded", "trigger_failed"})
 
 
 class Subscription:

@@ -24,6 +24,7 @@ from ..moniker import Moniker, parse
 from ..runners.limits import tag_of
 from ..runners.isolation import own_folder
 from ..storage.areas import StorageAreas
+from ..storage.snapshots import SnapshotStore
 from ..storage.topology import TopologyStore
 from . import persist
 from .action_set import TaskOwner
@@ -49,6 +50,7 @@ class Model:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = TopologyStore(self.state_dir / "manager.lmdb")
         self.areas = StorageAreas(self.state_dir / "storage")
+        self.snapshots = SnapshotStore(self.state_dir / "snapshots", self.store)
         self.resolver = Resolver([Path(url_path(self.root_url)).parent, *(package_roots or ())],
                                  excluded=[self.state_dir])  # programs write there
         self.events = EventBus(self.store)
@@ -108,6 +110,7 @@ class Model:
         for text, record in records.items():
             if text == moniker_text or text.startswith(prefix):
                 self.areas.delete(record.instance_id)
+                self.snapshots.delete(record.instance_id)
                 (self.log_dir / f"{record.instance_id}.log").unlink(missing_ok=True)
                 shutil.rmtree(own_folder(self.run_dir, record.instance_id), ignore_errors=True)
         batch = self.store.new_batch()

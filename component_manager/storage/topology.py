@@ -10,6 +10,7 @@ stop), the programs running right now (so a restarted manager finds them), the l
                                        next try, gave up), deleted with the instance
     events      8-byte big-endian seq -> JSON event (a ring: the newest EVENT_RING are kept)
     uids        instance id         -> 4-byte big-endian uid it runs under (``runners/isolation.py``)
+    snapshots   instance id         -> its last storage snapshot's record (``snapshots.py``)
     meta        b"schema"           -> schema version
                 b"root_url"         -> the root URL the tree was built from (utf-8)
                 b"event_seq"        -> next event sequence number
@@ -172,6 +173,13 @@ class Batch:
         key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
+    def put_snapshot(self, instance_id: str, record: bytes) -> None:
+        self._put(instance_id.encode(), record, self._s._snapshots)
+
+    def delete_snapshot(self, instance_id: str) -> None:
+        key, db = instance_id.encode(), self._s._snapshots
+        self._ops.append(lambda txn: txn.delete(key, db=db))
+
     def put_uid(self, instance_id: str, uid: int) -> None:
         self._put(instance_id.encode(), uid.to_bytes(4, "big"), self._s._uids)
 
@@ -229,6 +237,7 @@ class TopologyStore:
         self._meta = self._env.open_db(b"meta")
         self._restarts = self._env.open_db(b"restarts")
         self._uids = self._env.open_db(b"uids")
+        self._snapshots = self._env.open_db(b"snapshots")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
         self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
@@ -456,6 +465,18 @@ class TopologyStore:
         with self._read() as txn:
             return {k.decode(): int.from_bytes(v, "big") for k, v in txn.cursor(db=self._uids)}
 
+    # ---- storage snapshots ----------------------------------------------------------------
+
+    def get_snapshot(self, instance_id: str) -> bytes | None:
+        """The stored snapshot record (``snapshots.SnapshotInfo.to_bytes()``), or None."""
+        with self._read() as txn:
+            raw = txn.get(instance_id.encode(), db=self._snapshots)
+        return None if raw is None else bytes(raw)
+
+    def all_snapshots(self) -> dict[str, bytes]:
+        with self._read() as txn:
+            return {k.decode(): bytes(v) for k, v in txn.cursor(db=self._snapshots)}
+
     # ---- events and counters -------------------------------------------------------------
 
     def append_event(self, event: dict[str, Any]) -> int:
@@ -491,7 +512,7 @@ class TopologyStore:
             return {name: txn.stat(db)["entries"] for name, db in (
                 ("instances", self._instances), ("processes", self._processes),
                 ("events", self._events), ("meta", self._meta), ("restarts", self._restarts),
-                ("uids", self._uids))}
+                ("uids", self._uids), ("snapshots", self._snapshots))}
 
     def _record(self, cls, key: str, raw: bytes):
         try:

@@ -87,6 +87,23 @@ async def test_a_start_waits_for_a_stop_in_flight():
     assert bodies.log == ["begin stop", "end stop", "begin start", "end start"]
 
 
+@pytest.mark.parametrize(("first", "then"), [(K.RESTORE, K.START), (K.SNAPSHOT, K.SHUTDOWN),
+                                             (K.RESTORE, K.SHUTDOWN), (K.SNAPSHOT, K.RESTORE)])
+async def test_storage_is_not_started_on_or_deleted_under_a_copy(first, then):
+    """A start waits for a restore in flight; a shutdown (destroy's first step: the storage
+    goes next) waits for a snapshot or restore; a restore waits for a snapshot."""
+    actions, bodies = ActionSet(FakeInstance(), TaskOwner()), Bodies()
+    copy = asyncio.ensure_future(actions.register(first, bodies(first)))
+    await asyncio.sleep(0)
+    later = asyncio.ensure_future(actions.register(then, bodies(then)))
+    bodies.release[then].set()
+    await asyncio.sleep(0)
+    assert bodies.log == [f"begin {first}"]
+    bodies.release[first].set()
+    await asyncio.gather(copy, later)
+    assert bodies.log == [f"begin {first}", f"end {first}", f"begin {then}", f"end {then}"]
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations([K.START, K.STOP, K.DESTROY, K.SHUTDOWN])))
 async def test_every_order_of_registration_ends(order):
     """Destroy's body registers a shutdown, as actions/destroy.py does; whatever was
