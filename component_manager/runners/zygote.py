@@ -93,6 +93,8 @@ from . import zygote_child as child
 PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "ctypes", "grpc", "grpc.aio",
            "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas",
            "component_manager.runners.isolation", "component_manager.runners.landlock")
+# By name, as PRELOAD: what a program would run, not a layer the runners use (sdk imports runners)
+WARM_UP = "component_manager.sdk._warm_up"
 MAX_MESSAGE = 1 << 20
 # Fork the next spare once no request came for this long: soon, because a program that was
 # just started often connects at once to a provider that must start too.
@@ -152,7 +154,7 @@ def _warm_grpc() -> list[tuple[int, int]] | None:
     ones a served program writes first: each spare copies them ahead (``pages.copy_ahead``).
     Nothing of gRPC is left at a fork: no server, channel or thread (module docstring)."""
     try:
-        from ..sdk._warm_up import warm_up
+        warm_up = importlib.import_module(WARM_UP).warm_up
     except ImportError:  # no grpc: a child that needs it imports it (and pays for it) itself
         return []
     try:
