@@ -2,7 +2,8 @@
 the benchmark workloads, and prints the hottest frames. Not part of run.py; needs py-spy
 (``.venv/bin/pip install py-spy``: a profiling aid, deliberately not a project dependency).
 
-    .venv/bin/python benchmarks/profile_manager.py start 200     # 200 concurrent Starts + Stops
+    .venv/bin/python benchmarks/profile_manager.py start 200     # StartMany + StopMany of 200
+    .venv/bin/python benchmarks/profile_manager.py start-rpcs 200  # 200 concurrent Starts + Stops
     .venv/bin/python benchmarks/profile_manager.py create 5000   # 5000 CreateChild calls
     .venv/bin/python benchmarks/profile_manager.py restart 10000 # start on a store of 10,000
     .venv/bin/python benchmarks/profile_manager.py connect 300   # the warm-connect probe
@@ -99,7 +100,7 @@ def main() -> None:
         root = write_manifest(tmp / "m" / "realm.cml", {"collections": [{"name": "b", "durability": "persistent"}]})
         with manager(root, tmp / "s") as m:
             api = Api(m)
-            if what in ("start", "restart"):
+            if what in ("start", "start-rpcs", "restart"):
                 api.create_many("/", "b", [f"c{i}" for i in range(n)], child)
             out = tmp / "stacks.txt"
             if what == "restart":
@@ -111,6 +112,10 @@ def main() -> None:
             time.sleep(1.0)  # py-spy attaches
             t0 = time.perf_counter()
             if what == "start":
+                request = api.pb.InstancesRequest(monikers=[f"/b:c{i}" for i in range(n)])
+                for verb in (api.lifecycle.StartMany, api.lifecycle.StopMany):
+                    verb(request, timeout=120)
+            elif what == "start-rpcs":
                 mks = [f"/b:c{i}" for i in range(n)]
                 for verb in (api.lifecycle.Start, api.lifecycle.Stop):
                     [f.result() for f in [verb.future(api.pb.InstanceRequest(moniker=mk), timeout=120) for mk in mks]]

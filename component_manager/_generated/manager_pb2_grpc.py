@@ -95,6 +95,16 @@ class LifecycleControllerStub:
                 request_serializer=manager__pb2.InstanceRequest.SerializeToString,
                 response_deserializer=manager__pb2.ResetReply.FromString,
                 _registered_method=True)
+        self.StartMany = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/StartMany',
+                request_serializer=manager__pb2.InstancesRequest.SerializeToString,
+                response_deserializer=manager__pb2.ManyReply.FromString,
+                _registered_method=True)
+        self.StopMany = channel.unary_unary(
+                '/component_manager.v1.LifecycleController/StopMany',
+                request_serializer=manager__pb2.InstancesRequest.SerializeToString,
+                response_deserializer=manager__pb2.ManyReply.FromString,
+                _registered_method=True)
 
 
 class LifecycleControllerServicer:
@@ -180,6 +190,22 @@ class LifecycleControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartMany(self, request, context):
+        """Several instances in one call (`cm start a b c`): each is started / stopped exactly as
+        Start / Stop would, all at once, their records in one durable commit. One outcome per
+        moniker, in the order asked; one that fails does not fail the others. The call itself
+        fails only for a request it cannot take (INVALID_ARGUMENT: no moniker, too many).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopMany(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LifecycleControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -242,6 +268,16 @@ def add_LifecycleControllerServicer_to_server(servicer, server):
                     servicer.Reset,
                     request_deserializer=manager__pb2.InstanceRequest.FromString,
                     response_serializer=manager__pb2.ResetReply.SerializeToString,
+            ),
+            'StartMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartMany,
+                    request_deserializer=manager__pb2.InstancesRequest.FromString,
+                    response_serializer=manager__pb2.ManyReply.SerializeToString,
+            ),
+            'StopMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopMany,
+                    request_deserializer=manager__pb2.InstancesRequest.FromString,
+                    response_serializer=manager__pb2.ManyReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -568,6 +604,60 @@ class LifecycleController:
             '/component_manager.v1.LifecycleController/Reset',
             manager__pb2.InstanceRequest.SerializeToString,
             manager__pb2.ResetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/StartMany',
+            manager__pb2.InstancesRequest.SerializeToString,
+            manager__pb2.ManyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/component_manager.v1.LifecycleController/StopMany',
+            manager__pb2.InstancesRequest.SerializeToString,
+            manager__pb2.ManyReply.FromString,
             options,
             channel_credentials,
             insecure,

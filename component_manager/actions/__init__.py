@@ -6,6 +6,8 @@ and the model-tier tests call these; nothing else changes state.
     resolve         fetch and verify a manifest, add the static children
     start           run the program and wait until it serves (lazy: on a capability request)
     stop            end the program, children first; the instance stays
+    start_many      start / stop several at once, their records in one commit
+    stop_many
     shutdown        stop for good (manager shutdown, the first step of destroy)
     destroy         shutdown, then remove children, storage and records
     create_child    add a dynamic child
@@ -18,6 +20,7 @@ and the model-tier tests call these; nothing else changes state.
     snapshot_storage / restore_storage  keep a copy of its storage areas / put them back
 """
 
+from .batch import start_many, stop_many
 from .boot import boot
 from .create import create_child
 from .destroy import destroy
@@ -33,5 +36,6 @@ from .storage import delete_storage, restore_storage, snapshot_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
            "destroy", "mark_serving", "open_capability", "pause", "reload", "request_stop", "resolve",
-           "resolve_async", "restart", "restore_storage", "resume", "shutdown", "snapshot_storage", "start", "stop",
+           "resolve_async", "restart", "restore_storage", "resume", "shutdown", "snapshot_storage", "start",
+           "start_many", "stop", "stop_many",
            "walk_routes"]

@@ -42,13 +42,13 @@ EndChildren = Callable[[list, StopReason], Awaitable]
 
 
 async def walk(ctx: ActionContext, inst, reason: StopReason, end_children: EndChildren,
-               detail: str = "") -> StopRecord | None:
+               detail: str = "", commit=None) -> StopRecord | None:
     """End ``inst``'s realm in shutdown order: ``end_children(children, reason)`` for each
-    group of children, its own program for "self". The record of its own stop, or None if
-    it was not running."""
+    group of children, its own program for "self" (its stop recorded by ``commit``, see
+    ``Model.record_stop``). The record of its own stop, or None if it was not running."""
     record = None
     for stage in _stages(inst):
-        results = await asyncio.gather(*(_end_node(ctx, inst, node, reason, end_children, detail)
+        results = await asyncio.gather(*(_end_node(ctx, inst, node, reason, end_children, detail, commit)
                                          for node in stage))
         record = next((r for node, r in zip(stage, results) if node == "self"), record)
     return record
@@ -61,9 +61,9 @@ def _stages(inst) -> list[list[str]]:
 
 
 async def _end_node(ctx: ActionContext, inst, node: str, reason: StopReason, end_children: EndChildren,
-                    detail: str = ""):
+                    detail: str = "", commit=None):
     if node == "self":
-        return await _stop_self(ctx, inst, reason, detail)
+        return await _stop_self(ctx, inst, reason, detail, commit)
     children = [c for c in list(inst.children.values()) if (c.collection or c.moniker.leaf.name) == node]
     await end_children(children, reason.for_children())
     return None
@@ -77,7 +77,8 @@ async def run_post_stop_hooks(ctx: ActionContext, inst, record: StopRecord | Non
             log.exception("post_stop hook failed for %s", inst.moniker)
 
 
-async def _stop_self(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
+async def _stop_self(ctx: ActionContext, inst, reason: StopReason, detail: str = "",
+                     commit=None) -> StopRecord | None:
     run = inst.run
     if run is None:
         return None
@@ -94,7 +95,7 @@ async def _stop_self(ctx: ActionContext, inst, reason: StopReason, detail: str =
     inst.run = None
     transition(inst, State.RESOLVED)  # started -> resolved
     if record is not None:
-        await ctx.record_stop(inst, record)
+        await ctx.record_stop(inst, record, commit)
     else:
         await ctx.events.record("stopped", inst, reason=reason.value)
     return record

@@ -46,23 +46,26 @@ log = logging.getLogger("component_manager.actions")
 __all__ = ["mark_serving", "start", "watch_exit"]
 
 
-async def start(ctx: ActionContext, inst, reason: str) -> bool:
+async def start(ctx: ActionContext, inst, reason: str, gate=None) -> bool:
     """Start ``inst``; join a start in flight. Returns True if it was already running.
+    ``gate``: the CommitGate of a batch ``inst`` is in (``batch.py``), for its records.
 
     Raises StartError, ConfigError, UrlError (resolution), InvalidRequest (shut down).
     """
-    was_running = await inst.actions.register(ActionKind.START, lambda: _start(ctx, inst, reason))
+    was_running = await inst.actions.register(ActionKind.START, lambda: _start(ctx, inst, reason, gate))
     if not was_running:
         _start_eager_children(ctx, inst)
     return was_running
 
 
-async def _start(ctx: ActionContext, inst, reason: str) -> bool:
+async def _start(ctx: ActionContext, inst, reason: str, gate=None) -> bool:
     if inst.state is State.STARTED:
         return True
     if inst.state in (State.SHUTDOWN, State.DESTROYED):
         raise InvalidRequest(str(inst.moniker), f"is {inst.state.value}; it cannot start again")
     if inst.parent is not None and inst.parent.state is not State.STARTED:
+        if gate is not None:
+            gate.leave(inst)  # its parent may be in the batch too: never wait on each other
         await start(ctx, inst.parent, f"parent of '{inst.moniker}', which is starting")
     await resolve_async(ctx, inst)
     if inst.decl.program is None:
@@ -77,7 +80,7 @@ async def _start(ctx: ActionContext, inst, reason: str) -> bool:
         await ctx.record_stop(inst, StopRecord.start_failed(None, 0.0, str(e)))
         raise
     await _run_pre_start_hooks(ctx, inst, storage, config)
-    await _launch(ctx, inst, reason, storage, config)
+    await _launch(ctx, inst, reason, storage, config, gate.commit_for(inst) if gate is not None else None)
     return False
 
 
@@ -110,7 +113,8 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
     return paths
 
 
-async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict) -> None:
+async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict,
+                  commit=None) -> None:
     program = inst.decl.program
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
     serve_address = ""
@@ -140,7 +144,7 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     try:
         run.program = await get_runner(program.runner).launch(spec)
         crash_point("start.launched")
-        await _record_then_release(ctx, inst, run, reason)
+        await _record_then_release(ctx, inst, run, reason, commit)
         if program.ready == "serving":
             await _wait_serving(inst, run, program.start_timeout_ms / 1000)
         inst.run = run
@@ -166,13 +170,14 @@ def _mark_log(path, reason: str) -> None:
         os.close(fd)
 
 
-async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str) -> None:
+async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str, commit=None) -> None:
     """Intent before effect: the held program joins its cgroup, its process record (how to
-    find it, what adopting it needs) is committed, and only then may it run."""
-    cgroup = tracking.join(ctx, inst, run.program)
+    find it, what adopting it needs) is committed (by ``commit``: with the rest of its
+    batch), and only then may it run."""
+    cgroup = await tracking.join_off_loop(ctx, inst, run.program)
     info = _run_info(run, reason, cgroup)
     identity = run.program.identity
-    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info)
+    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info, commit)
     crash_point("start.recorded")
     run.program.release()
     if identity is not None:

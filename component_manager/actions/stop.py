@@ -24,17 +24,19 @@ from .ending import run_post_stop_hooks, walk
 __all__ = ["request_stop", "stop"]
 
 
-async def stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
+async def stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "", gate=None) -> StopRecord | None:
     """Stop ``inst``; ``detail`` goes on its stop record. Returns the stop record, or None
-    if it was not running."""
-    return await inst.actions.register(ActionKind.STOP, lambda: _stop(ctx, inst, reason, detail))
+    if it was not running. ``gate``: the CommitGate of a batch ``inst`` is in (``batch.py``)."""
+    return await inst.actions.register(ActionKind.STOP, lambda: _stop(ctx, inst, reason, detail, gate))
 
 
-async def _stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "") -> StopRecord | None:
+async def _stop(ctx: ActionContext, inst, reason: StopReason, detail: str = "", gate=None) -> StopRecord | None:
     if inst.state in (State.SHUTDOWN, State.DESTROYED):
         return None
+    if gate is not None and inst.children:
+        gate.leave(inst)  # its children may be in the batch too: never wait on each other
     record = await walk(ctx, inst, reason, lambda children, why: _stop_children(ctx, children, why),
-                        detail)
+                        detail, gate.commit_for(inst) if gate is not None else None)
     if record is not None:
         await asyncio.gather(*(destroy(ctx, c) for c in inst.transient_children()), return_exceptions=True)
     await run_post_stop_hooks(ctx, inst, record)

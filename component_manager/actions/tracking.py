@@ -1,5 +1,6 @@
 """Where a program's processes are tracked: its instance's cgroup (``runners/cgroups.py``,
-the one ``runners/limits.py`` uses for a limited program), when the manager has cgroups.
+the one ``runners/limits.py`` uses for a limited program; for one without limits, the same
+folder in one controller alone, ``Hierarchy.tracking``), when the manager has cgroups.
 Joined while the program is held (before it runs, so that everything it forks is in it
 too), emptied and removed once the program has ended: nothing a program leaves behind (a
 daemonized child, a new session) outlives its stop.
@@ -8,6 +9,7 @@ daemonized child, a new session) outlives its stop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -17,7 +19,7 @@ from .context import ActionContext
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["clear", "empty", "group_name", "group_of", "join", "remove"]
+__all__ = ["clear", "empty", "group_name", "group_of", "join", "join_off_loop", "remove"]
 
 EMPTY_TIMEOUT_S = 5.0
 
@@ -33,7 +35,13 @@ def group_of(ctx: ActionContext, instance_id: str):
     if hier is None:
         return None
     name = group_name(instance_id)
-    return hier.group_class({c: base / f"cm-{ctx.cgroup_tag}" / name for c, base in hier.bases.items()})
+    return hier.group_class({c: folder / name for c, folder in _tag_folders(hier, ctx.cgroup_tag).items()})
+
+
+@functools.cache
+def _tag_folders(hier, tag: str) -> dict:
+    """controller -> this manager's folder of cgroups in it (made once: a stop asks each time)."""
+    return {c: base / f"cm-{tag}" for c, base in hier.bases.items()}
 
 
 def join(ctx: ActionContext, inst, program) -> str:
@@ -45,7 +53,8 @@ def join(ctx: ActionContext, inst, program) -> str:
     if limits is not None and getattr(limits, "group", None) is not None:
         return str(next(iter(limits.group.dirs.values())))  # in its limits' cgroup already
     try:
-        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag)
+        controllers = (hier.tracking,) if hier.tracking else None
+        group = hier.make_group(group_name(inst.instance_id), ctx.cgroup_tag, controllers)
         for path in group.procs_paths:
             with open(path, "w") as f:
                 f.write(str(program.pid))
@@ -55,15 +64,37 @@ def join(ctx: ActionContext, inst, program) -> str:
     return str(next(iter(group.dirs.values())))
 
 
+async def join_off_loop(ctx: ActionContext, inst, program) -> str:
+    """``join``, in a worker thread: its cgroup writes take 0.2-2 ms each (longer while
+    other threads fork), and many starts at once would stall the event loop on them. An
+    aborted start still waits for it, so that its clean-up finds the group it made."""
+    if ctx.cgroups is None or not program.pid:
+        return ""
+    joining = asyncio.ensure_future(asyncio.to_thread(join, ctx, inst, program))
+    try:
+        return await asyncio.shield(joining)
+    except asyncio.CancelledError:
+        await asyncio.wait([joining])
+        raise
+
+
 async def clear(ctx: ActionContext, inst) -> None:
-    """Kill what is left in ``inst``'s cgroup (its program has ended) and remove it."""
+    """Kill what is left in ``inst``'s cgroup (its program has ended) and remove it; in a
+    worker thread (a dozen cgroup file operations, off the event loop)."""
     group = group_of(ctx, inst.instance_id)
     if group is None:
         return
-    if group.pids():
-        killed = await asyncio.to_thread(empty, group)
+    killed = await asyncio.to_thread(_clear, group, ctx.cgroups.tracking)
+    if killed:
         log.info("%s: killed %d process(es) its program left behind", inst.moniker, killed)
+
+
+def _clear(group, tracking: str) -> int:
+    """Whatever its program left is in the tracking controller's folder: a program without
+    limits joined that one, one with limits all of them."""
+    killed = empty(group) if group.pids(tracking) else 0
     remove(group)
+    return killed
 
 
 def empty(group, timeout: float = EMPTY_TIMEOUT_S) -> int:

@@ -7,6 +7,7 @@ and turns instances and plans into messages. Errors go through ``status.reports_
 from __future__ import annotations
 
 import json
+import logging
 
 from .. import actions
 from .._generated import manager_pb2 as pb
@@ -21,7 +22,9 @@ from ..routing.report import plan_reports
 from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
 from ..runners import isolation
-from .status import reports_errors
+from .status import bounded, code_for, reports_errors
+
+log = logging.getLogger("component_manager.api")
 
 __all__ = ["EventStreamServicer", "LifecycleServicer", "RealmQueryServicer", "RealmServicer"]
 
@@ -178,6 +181,51 @@ def _size(path) -> int:
         return 0
 
 
+def stop_reply(inst, record) -> pb.StopReply:
+    reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
+    if record is not None:
+        reply.stop.CopyFrom(stop_record(record))
+    return reply
+
+
+async def many(model, monikers, act, outcome) -> pb.ManyReply:
+    """StartMany / StopMany: ``act(instances)`` on the instances named (each once, however
+    often or however spelled), then one outcome per moniker in the order asked:
+    ``outcome(inst, result)``, or a Failure with the error a single call would answer."""
+    if not monikers:
+        raise InvalidArgument("no moniker given")
+    insts: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+    for text in monikers:
+        if text not in insts and text not in errors:
+            try:
+                insts[text] = model.find(text)
+            except CmError as error:
+                errors[text] = error
+    unique = list({id(inst): inst for inst in insts.values()}.values())
+    results = dict(zip(map(id, unique), await act(unique)))
+    reply = pb.ManyReply()
+    for text in monikers:
+        inst = insts.get(text)
+        result = errors[text] if inst is None else results[id(inst)]
+        if isinstance(result, BaseException):
+            item = pb.InstanceOutcome(failure=failure(result))
+        else:
+            item = outcome(inst, result)
+        item.moniker = text
+        reply.outcomes.append(item)
+    return reply
+
+
+def failure(error: BaseException) -> pb.Failure:
+    """What a single call would have answered for ``error``, as one outcome of many."""
+    if not isinstance(error, CmError):
+        log.error("internal error", exc_info=error)
+        return pb.Failure(code="INTERNAL", message=bounded(f"internal error: {type(error).__name__}: {error}"),
+                          error=type(error).__name__)
+    return pb.Failure(code=code_for(error).name, message=bounded(str(error)), error=type(error).__name__)
+
+
 class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
     def __init__(self, model):
         self.model = model
@@ -199,10 +247,21 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
         inst = self.model.find(request.moniker)
         record = await actions.stop(self.model, inst, StopReason.REQUESTED)
         await restart.cancel(self.model, inst)  # a requested stop leaves no restart scheduled
-        reply = pb.StopReply(instance=summary(inst), was_running=record is not None)
-        if record is not None:
-            reply.stop.CopyFrom(stop_record(record))
-        return reply
+        return stop_reply(inst, record)
+
+    @reports_errors
+    async def StartMany(self, request, context):
+        return await many(self.model, request.monikers,
+                          lambda insts: actions.start_many(self.model, insts, START_REQUESTED),
+                          lambda inst, was_running: pb.InstanceOutcome(
+                              started=pb.StartReply(instance=summary(inst), was_running=was_running)))
+
+    @reports_errors
+    async def StopMany(self, request, context):
+        return await many(self.model, request.monikers,
+                          lambda insts: actions.stop_many(self.model, insts, StopReason.REQUESTED,
+                                                          then=lambda inst: restart.cancel(self.model, inst)),
+                          lambda inst, record: pb.InstanceOutcome(stopped=stop_reply(inst, record)))
 
     @reports_errors
     async def Reset(self, request, context):

@@ -18,6 +18,7 @@ from .._generated import manager_pb2
 from ..api.messages import summary_dict
 from ..errors import MonikerError
 from ..moniker import parse
+from . import many
 from .client import Client, RemoteError
 from .exitcodes import EXIT_ERROR
 from .monikers import MONIKER_HELP, resolve_moniker
@@ -50,10 +51,13 @@ def register(sub, command: str) -> None:
             parser.add_argument("--settle", type=float, default=1.0, metavar="SECONDS",
                                 help="a program that ends within this time after starting failed (default 1)")
             parser.add_argument("--keep", action="store_true", help="keep the child when it fails to run")
+    elif command in ("start", "stop"):
+        parser.add_argument("moniker", nargs="+", help=MONIKER_HELP + "; several, or a pattern "
+                            "('/workers:*'), in one request: each done as alone, all at once")
+        parser.set_defaults(handler=_start if command == "start" else _stop)
     else:
         parser.add_argument("moniker", help=MONIKER_HELP)
-        parser.set_defaults(handler={"start": _start, "stop": _stop, "destroy": _destroy,
-                                     "resolve": _resolve, "reset": _reset}[command])
+        parser.set_defaults(handler={"destroy": _destroy, "resolve": _resolve, "reset": _reset}[command])
 
 
 def _register_manager(sub) -> None:
@@ -198,13 +202,31 @@ def _print(args, message: str, data: dict) -> int:
 
 def _start(args) -> int:
     client = _client(args)
+    if many.is_many(args.moniker):
+        return many.run(client, args, client.lifecycle.StartMany, _started_line)
+    args.moniker = args.moniker[0]
     reply = client.call(client.lifecycle.Start, manager_pb2.InstanceRequest(moniker=_target(client, args)))
     state = "already running" if reply.was_running else "started"
     return _print(args, f"{reply.instance.moniker}: {state}", summary_dict(reply.instance))
 
 
+def _started_line(reply) -> tuple[str, dict]:
+    state = "already running" if reply.was_running else "started"
+    return f"{reply.instance.moniker}: {state}", {**summary_dict(reply.instance), "was_running": reply.was_running}
+
+
+def _stopped_line(reply) -> tuple[str, dict]:
+    data = {**summary_dict(reply.instance), "disposition": reply.stop.disposition if reply.was_running else None}
+    if not reply.was_running:
+        return f"{reply.instance.moniker}: was not running", data
+    return f"{reply.instance.moniker}: stopped ({reply.stop.disposition}, ran {reply.stop.run_time_s:.2f}s)", data
+
+
 def _stop(args) -> int:
     client = _client(args)
+    if many.is_many(args.moniker):
+        return many.run(client, args, client.lifecycle.StopMany, _stopped_line)
+    args.moniker = args.moniker[0]
     moniker = _target(client, args)
     before = _running_under(client, moniker)
     reply = client.call(client.lifecycle.Stop, manager_pb2.InstanceRequest(moniker=moniker))

@@ -153,41 +153,56 @@ class Model:
 
     # ---- records -------------------------------------------------------------------------
 
-    async def record_stop(self, inst: Instance, record: StopRecord) -> None:
-        """Record how the program ended, and that it no longer runs, in one durable commit."""
-        batch, event = self._stop_batch(inst, record)
-        await self.store.commit(batch)
-        self.events.deliver(event)
+    async def record_stop(self, inst: Instance, record: StopRecord, commit=None) -> None:
+        """Record how the program ended, and that it no longer runs, in one durable commit:
+        the store's group commit, or ``commit(fill)`` (a batch's, ``actions/batch.py``),
+        which fills a batch with ``fill(batch)`` when it commits it."""
+        inst.last_stop = record
+        events: list = []
+        await self._commit(lambda batch: events.append(self._fill_stop(batch, inst, record)), commit)
+        self.events.deliver(events[0])
 
     def record_stop_now(self, inst: Instance, record: StopRecord) -> None:
         """``record_stop`` for code outside the event loop (recovery at boot)."""
-        batch, event = self._stop_batch(inst, record)
+        inst.last_stop = record
+        batch = self.store.new_batch()
+        event = self._fill_stop(batch, inst, record)
         self.store.commit_now(batch)
         self.events.deliver(event)
 
-    def _stop_batch(self, inst: Instance, record: StopRecord):
-        inst.last_stop = record
-        batch = self.store.new_batch()
+    def _fill_stop(self, batch, inst: Instance, record: StopRecord) -> dict:
         persist.save(batch, inst)
         persist.forget_process(batch, inst)
-        event = self.events.stage(batch, "stopped", inst, reason=record.reason.value,
-                                  stop=record.to_dict(), detail=record.detail)
-        return batch, event
+        return self.events.stage(batch, "stopped", inst, reason=record.reason.value,
+                                 stop=record.to_dict(), detail=record.detail)
+
+    def _commit(self, fill, commit=None) -> asyncio.Future:
+        """Commit what ``fill(batch)`` writes, by ``commit(fill)`` if given. A batch is filled
+        just before it is queued: its counters (event numbers) are taken in commit order."""
+        if commit is not None:
+            return commit(fill)
+        batch = self.store.new_batch()
+        fill(batch)
+        return self.store.commit(batch)
 
     async def record_start(self, inst: Instance, reason: str, pid: int, identity=None,
                            started_at: float = 0.0) -> None:
         """Record the start (and, given ``identity``, the running process) in one commit."""
-        batch = self._start_batch(inst, reason, pid, identity, started_at)
+        self._note_start(inst, reason, pid)
+        batch = self.store.new_batch()
+        self._fill_start(batch, inst, identity, started_at)
         event = self.events.stage(batch, "started", inst, reason=reason)
         await self.store.commit(batch)
         self.events.deliver(event)
 
     def store_start(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
-                    run_info: dict | None = None) -> asyncio.Future:
+                    run_info: dict | None = None, commit=None) -> asyncio.Future:
         """Commit the start's records (not its event) before the program may run: the
         process record (with ``run_info``, what adopting it after a restart needs) lets a
-        later manager find it. The caller publishes ``started`` once it is ready."""
-        return self.store.commit(self._start_batch(inst, reason, pid, identity, started_at, run_info))
+        later manager find it. The caller publishes ``started`` once it is ready.
+        ``commit(fill)``: as for ``record_stop``."""
+        self._note_start(inst, reason, pid)
+        return self._commit(lambda batch: self._fill_start(batch, inst, identity, started_at, run_info), commit)
 
     def note_released(self, inst: Instance, identity, started_at: float, run_info: dict) -> None:
         """Note, lazily, that the program was released (``run_info["released"]``): only a
@@ -197,14 +212,15 @@ class Model:
         persist.save_process(batch, inst, identity, started_at, {**run_info, "released": True})
         self.store.commit_lazily(batch).add_done_callback(_ignore_outcome)
 
-    def _start_batch(self, inst: Instance, reason: str, pid: int, identity, started_at: float,
-                     run_info: dict | None = None):
+    @staticmethod
+    def _note_start(inst: Instance, reason: str, pid: int) -> None:
         inst.last_start = {"reason": reason, "at": time.time(), "pid": pid}
-        batch = self.store.new_batch()
+
+    @staticmethod
+    def _fill_start(batch, inst: Instance, identity, started_at: float, run_info: dict | None = None) -> None:
         persist.save(batch, inst)
         if identity is not None:
             persist.save_process(batch, inst, identity, started_at, run_info)
-        return batch
 
 
 def _ignore_outcome(future: asyncio.Future) -> None:

@@ -73,9 +73,11 @@ class Group:
         except (OSError, KeyError):
             return ""
 
-    def pids(self) -> list[int]:
+    def pids(self, controller: str = "") -> list[int]:
+        """The processes in it (in ``controller``'s folder alone, if given)."""
         found = set()
-        for path in self.procs_paths:
+        paths = [str(self.dirs[controller] / "cgroup.procs")] if controller else self.procs_paths
+        for path in paths:
             try:
                 found.update(int(p) for p in Path(path).read_text().split())
             except OSError:
@@ -90,8 +92,8 @@ class Group:
                 pass
 
     def remove(self) -> bool:
-        """Remove the folders; False while a process is still in them (killed meanwhile)."""
-        self.thaw()  # a frozen v1 task cannot die, so cannot leave
+        """Remove the folders; False while a process is still in them (thawed and killed
+        meanwhile: a frozen v1 task cannot die, so cannot leave)."""
         gone = True
         for folder in set(self.dirs.values()):
             try:
@@ -103,6 +105,7 @@ class Group:
                     raise
                 gone = False
         if not gone:
+            self.thaw()
             self.kill_all()
         return gone
 
@@ -214,10 +217,15 @@ class Hierarchy:
     def __init__(self, bases: dict[str, Path]):
         self.bases = bases  # controller -> the manager's own cgroup folder for it
         self.controllers = frozenset(bases)
+        # Where a program without limits is tracked: membership is all it needs, and each v1
+        # controller costs a mkdir, a cgroup.procs write, a read and an rmdir per run.
+        self.tracking = "pids" if "pids" in bases else min(bases, default="")
 
-    def make_group(self, name: str, tag: str) -> Group:
-        """A fresh group ``cm-<tag>/<name>``; one left by an earlier manager is emptied first."""
-        dirs = {c: base / f"cm-{tag}" / name for c, base in self.bases.items()}
+    def make_group(self, name: str, tag: str, controllers=None) -> Group:
+        """A fresh group ``cm-<tag>/<name>`` (in ``controllers`` alone, if given); one left by
+        an earlier manager is emptied first."""
+        dirs = {c: base / f"cm-{tag}" / name for c, base in self.bases.items()
+                if controllers is None or c in controllers}
         group = self.group_class(dirs)
         if any(d.exists() for d in dirs.values()):
             group.remove()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import logging
 import grp
 import os
@@ -71,19 +72,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
-_CAP_LAST_FILE = "/proc/sys/kernel/cap_last_cap"
-
-
-def _read_last_cap() -> int | None:
-    try:
-        return int(Path(_CAP_LAST_FILE).read_text())
-    except (OSError, ValueError):
-        return None  # read (and failed) again where it is needed
-
-
-_LAST_CAP = _read_last_cap()  # once, at import: the zygote's children inherit it (~0.1 ms a start)
-
-
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -97,14 +85,19 @@ def _drop_capabilities() -> None:
     """Root without its powers, for this thread and what it starts: every capability out of
     the bounding set (so an ``execve`` as uid 0 gets none back) and out of this thread's
     sets. The uid stays 0, so files root owns stay reachable: Landlock keeps them out."""
-    last = _LAST_CAP if _LAST_CAP is not None else int(Path(_CAP_LAST_FILE).read_text())
-    for cap in range(last + 1):
+    for cap in range(_last_capability() + 1):
         _prctl(_PR_CAPBSET_DROP, cap)
     _prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
     header, data = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     if _libc.capset(ctypes.byref(header), data) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"capset: {os.strerror(code)}")
+
+
+@functools.cache
+def _last_capability() -> int:
+    """The kernel's highest capability number (read once: each spawn drops them all)."""
+    return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
 
 
 def _prctl(option: int, value: int, arg: int = 0) -> bool:

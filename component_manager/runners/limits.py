@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -76,6 +77,7 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
+@functools.lru_cache(maxsize=16)
 def tag_of(log_dir) -> str:
     """The name of one manager's folder of cgroups, from its log folder (one per state
     directory, and what a runner knows of it: ``LaunchSpec.log_path``'s folder)."""
