@@ -8,6 +8,8 @@ once; any other starts when asked to (``start=True``) or on its first capability
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import CollectionNotFound, InstanceAlreadyExists, InvalidRequest
 from ..model import persist
 from ..model.instance import Instance, new_instance_id
@@ -35,16 +37,15 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     coll = parent.decl.collection(collection)
     if coll is None:
         raise CollectionNotFound(str(parent.moniker), collection)
-    moniker = parent.moniker.child(name, collection)
-    text = str(moniker)
+    text = _child_text(parent.moniker_text, collection, name)
     _check_free(ctx, text)
-    full_url = absolute_url(url, parent.url)
+    full_url = sys.intern(absolute_url(url, parent.url))  # one string for all children of one URL
     await fetch(ctx, full_url)  # a bad URL fails here, before anything exists
     _check_free(ctx, text)  # again, after the wait: another create may have taken the name,
     _check_open(parent)  # or a shutdown the parent
     batch = ctx.store.new_batch()  # one durable commit: incarnation, record, event
     incarnation = batch.next_incarnation(parent.moniker_text, collection)
-    child = Instance(moniker, parent, full_url, new_instance_id(), ctx.owner, incarnation, collection, text)
+    child = Instance(None, parent, full_url, new_instance_id(), ctx.owner, incarnation, coll.name, text)
     persist.save(batch, child)
     event = ctx.events.stage(batch, "created", child, detail=full_url)
     ctx.creating.add(text)  # taken while its commit is in flight
@@ -59,6 +60,12 @@ async def create_child(ctx: ActionContext, parent_moniker: str, collection: str,
     elif start:
         await start_instance(ctx, child, START_REQUESTED)
     return child
+
+
+def _child_text(parent_text: str, collection: str, name: str) -> str:
+    """The canonical moniker text of ``parent_text``'s child ``collection:name``: what
+    ``str(parent.moniker.child(name, collection))`` gives, without the Moniker."""
+    return f"{'' if parent_text == '/' else parent_text}/{collection}:{name}"
 
 
 def _check_free(ctx: ActionContext, text: str) -> None:

@@ -69,7 +69,7 @@ def _add_static_children(ctx: ActionContext, inst, records: dict | None) -> None
         moniker = inst.moniker.child(child_decl.name)
         record = (records or {}).get(str(moniker)) or persist.load(ctx.store, str(moniker))
         url = absolute_url(child_decl.url, inst.url)
-        inst.children[child_decl.name] = ctx.instantiate(moniker, inst, url, record)
+        inst.add_child(child_decl.name, ctx.instantiate(moniker, inst, url, record))
 
 
 class Unresolved(Exception):

@@ -92,10 +92,10 @@ class ActionSet:
     def __init__(self, instance, owner: TaskOwner) -> None:
         self._instance = instance
         self._owner = owner
-        self._in_flight: dict[ActionKind, asyncio.Task] = {}
+        self._in_flight: dict[ActionKind, asyncio.Task] | None = None  # made by the first action
 
     def in_flight(self, kind: ActionKind) -> bool:
-        return kind in self._in_flight
+        return bool(self._in_flight) and kind in self._in_flight
 
     @property
     def idle(self) -> bool:
@@ -106,6 +106,8 @@ class ActionSet:
         """Run ``run()`` as the action ``kind``, or join the one in flight; return its result.
 
         Raises what the action raises; StartAborted when a start is aborted by a stop."""
+        if self._in_flight is None:
+            self._in_flight = {}
         task = self._in_flight.get(kind)
         if task is None:
             before = [t for k, t in self._in_flight.items() if k in WAITS_FOR[kind]]
@@ -127,6 +129,8 @@ class ActionSet:
     def _forget(self, kind: ActionKind, task: asyncio.Task) -> None:
         if self._in_flight.get(kind) is task:
             del self._in_flight[kind]
+            if not self._in_flight:
+                self._in_flight = None  # most instances are idle most of the time
 
 
 async def _after(before: list[asyncio.Task], run: Callable[[], Awaitable]):

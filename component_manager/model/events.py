@@ -100,7 +100,7 @@ class EventBus:
         durable commit covers them all); ``deliver`` it once that has committed."""
         self.types.add(type)
         event = {
-            "timestamp": time.time(), "type": type, "moniker": str(instance.moniker),
+            "timestamp": time.time(), "type": type, "moniker": instance.moniker_text,
             "instance_id": instance.instance_id, "reason": reason, "stop": stop, "detail": detail,
         }
         event["seq"] = writer.append_event(event)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from ..manifest.decl import ComponentDecl
-from ..moniker import Moniker
+from ..moniker import ChildName, Moniker
 from ..runners.base import Program
 from .action_set import ActionSet, TaskOwner
 from .backoff import RestartState
@@ -56,17 +58,27 @@ class Run:
         return self.program.pid if self.program else 0
 
 
+_NO_CHILDREN: Mapping = MappingProxyType({})  # every leaf's ``children`` until it has one
+
+
 class Instance:
+    """Memory matters here (a realm may hold 100,000 instances, most of them idle leaves):
+    what most instances never need is made on first use. ``moniker`` is built from the
+    parent's and the canonical ``moniker_text`` when first asked for; ``children`` is a
+    shared empty mapping until the first child is added (``add_child``)."""
+
     __slots__ = (
-        "moniker", "moniker_text", "parent", "url", "instance_id", "incarnation", "collection", "state",
-        "decl", "package_dir", "children", "run", "last_start", "last_stop", "actions",
+        "_moniker", "moniker_text", "parent", "url", "instance_id", "incarnation", "collection", "state",
+        "decl", "package_dir", "_children", "run", "last_start", "last_stop", "actions",
         "restart", "__weakref__",
     )
 
-    def __init__(self, moniker: Moniker, parent: Instance | None, url: str, instance_id: str,
+    def __init__(self, moniker: Moniker | None, parent: Instance | None, url: str, instance_id: str,
                  owner: TaskOwner, incarnation: int = 0, collection: str | None = None,
                  moniker_text: str = ""):
-        self.moniker = moniker
+        """``moniker`` may be None when ``moniker_text`` is given (and ``parent``, unless it
+        is the root): it is then built on first use."""
+        self._moniker = moniker
         self.moniker_text = moniker_text or str(moniker)  # formatted once: lists, events, keys
         self.parent = parent
         self.url = url
@@ -76,12 +88,39 @@ class Instance:
         self.state = State.UNRESOLVED
         self.decl: ComponentDecl | None = None
         self.package_dir: Path | None = None
-        self.children: dict[str, Instance] = {}
+        self._children: dict[str, Instance] | None = None
         self.run: Run | None = None
         self.last_start: dict | None = None
         self.last_stop: StopRecord | None = None
         self.actions = ActionSet(self, owner)
         self.restart: RestartState | None = None  # the restart policy's state (policy/restart.py)
+
+    @property
+    def moniker(self) -> Moniker:
+        moniker = self._moniker
+        if moniker is None:  # the text is canonical (made by Moniker or read from the store)
+            collection, _, name = self.leaf_text.rpartition(":")
+            moniker = self._moniker = Moniker((*self.parent.moniker, ChildName(name, collection or None)))
+        return moniker
+
+    @property
+    def leaf_text(self) -> str:
+        """The last step of the moniker, as the parent's ``children`` key it: ``workers:job-7``."""
+        return self.moniker_text.rpartition("/")[2]
+
+    @property
+    def children(self) -> Mapping[str, Instance]:
+        """Its children by leaf text (read only: ``add_child`` and ``remove_child`` change it)."""
+        children = self._children
+        return _NO_CHILDREN if children is None else children
+
+    def add_child(self, key: str, child: Instance) -> None:
+        if self._children is None:
+            self._children = {}
+        self._children[key] = child
+
+    def remove_child(self, key: str) -> Instance | None:
+        return self._children.pop(key, None) if self._children else None
 
     def __repr__(self) -> str:
         return f"<Instance {self.moniker} {self.state.value}>"
@@ -127,4 +166,5 @@ class Instance:
         while stack:
             inst = stack.pop()
             yield inst
-            stack.extend(reversed(inst.children.values()))
+            if inst._children:
+                stack.extend(reversed(inst._children.values()))

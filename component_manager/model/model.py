@@ -81,19 +81,20 @@ class Model:
                 raise InstanceNotFound(text)
         return inst
 
-    def instantiate(self, moniker: Moniker, parent: Instance | None, url: str, record=None,
+    def instantiate(self, moniker: Moniker | None, parent: Instance | None, url: str, record=None,
                     text: str = "") -> Instance:
-        """An Instance for ``moniker``, from its stored ``record`` if it has one, indexed; its
-        record is written (not yet committed) when it is new or names another URL."""
-        leaf = moniker.leaf
-        collection = leaf.collection if leaf else None
+        """An Instance for ``moniker`` (or its canonical ``text``), from its stored ``record``
+        if it has one, indexed; its record is written (not yet committed) when it is new or
+        names another URL. Only a stored instance can be dynamic (created ones are made by
+        ``actions.create``)."""
         if record is None:
-            inst = Instance(moniker, parent, url, new_instance_id(), self.owner, 0, collection, text)
+            inst = Instance(moniker, parent, url, new_instance_id(), self.owner, 0, None, text)
         else:
             inst = Instance(moniker, parent, url, record.instance_id, self.owner, record.incarnation,
-                            collection, text)
+                            record.collection or None, text)
             inst.last_start = record.last_start
-            inst.last_stop = StopRecord.from_dict(record.last_stop)
+            if record.last_stop is not None:
+                inst.last_stop = StopRecord.from_dict(record.last_stop)
         if record is None or record.url != url:  # new, or its manifest now names another URL
             persist.save(self.store, inst)
         self.index[inst.moniker_text] = inst
@@ -102,7 +103,7 @@ class Model:
     def adopt(self, child: Instance) -> None:
         """Put a child whose records are durable into the tree."""
         self.index[child.moniker_text] = child
-        child.parent.children[str(child.moniker.leaf)] = child
+        child.parent.add_child(child.leaf_text, child)
 
     def forget_subtree(self, moniker_text: str, records: dict) -> None:
         """Delete, at boot, the storage, logs and records of an instance that is not
@@ -130,7 +131,7 @@ class Model:
         """Forget a destroyed instance: its records and tombstone go, and its ``destroyed``
         event is stored, in one durable commit (its descendants are already gone)."""
         if inst.parent is not None:
-            inst.parent.children.pop(str(inst.moniker.leaf), None)
+            inst.parent.remove_child(inst.leaf_text)
         self.index.pop(inst.moniker_text, None)
         batch = self.store.new_batch()
         batch.delete_subtree(inst.moniker_text)

@@ -20,6 +20,7 @@ manifest's folder that is not itself a Python package (has no ``__init__.py``), 
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ def absolute_url(url: str, base_url: str | None = None) -> str:
         raise UrlError(_short(url), f"longer than {MAX_URL_CHARS} characters")
     if "\0" in url:
         raise UrlError(_short(url), "the URL contains a NUL byte")
+    if url[:1] == "/" and url[1:2] != "/":  # a path, as urlparse would find, in a tenth of the time
+        return "file://" + os.path.normpath(url)
     try:
         parsed = urlparse(url)
     except ValueError as e:  # "file://[" : an invalid IPv6 host
@@ -69,7 +72,9 @@ def absolute_url(url: str, base_url: str | None = None) -> str:
     return "file://" + os.path.normpath(base / url)
 
 
+@functools.lru_cache(maxsize=1024)
 def url_path(url: str) -> str:
+    """The file path of a ``file://`` URL (cached: every create and cache check asks)."""
     return unquote(urlparse(url).path)
 
 

@@ -1,9 +1,10 @@
 """The records the manager keeps in its own LMDB, and their byte encoding.
 
-A record is a frozen dataclass; ``to_bytes()`` gives the stored value and ``from_bytes()``
-reads it back. The key (moniker or instance id) is not repeated in the value: ``from_bytes``
-takes it as an argument. Values are compact JSON arrays (positional, no field names) whose
-first element is the record's format version, so a later version can still read old values.
+A record is immutable (a frozen dataclass, or a NamedTuple); ``to_bytes()`` gives the stored
+value and ``from_bytes()`` reads it back. The key (moniker or instance id) is not repeated in
+the value: ``from_bytes`` takes it as an argument. Values are compact JSON arrays
+(positional, no field names) whose first element is the record's format version, so a later
+version can still read old values.
 
 Example::
 
@@ -14,10 +15,11 @@ Example::
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["InstanceRecord", "ProcessRecord", "RecordFormatError"]
+__all__ = ["InstanceRecord", "ProcessRecord", "RecordFormatError", "instance_records"]
 
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _DECODE = json.JSONDecoder().decode
@@ -39,9 +41,10 @@ def _decode(data: bytes, width: int, version: int = _VERSION) -> list[Any]:
     return fields
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceRecord:
-    """What the manager remembers about one instance, keyed by its moniker string.
+class InstanceRecord(NamedTuple):
+    """What the manager remembers about one instance, keyed by its moniker string. A tuple:
+    a boot makes 100,000 of them, and a tuple is made several times faster than a frozen
+    dataclass.
 
     ``last_start`` is ``{"reason", "at", ...}``; ``last_stop`` is
     ``{"reason", "disposition", "exit_code", "signal", "run_time_s", "stopped_at", "detail"}``
@@ -68,6 +71,29 @@ class InstanceRecord:
         """Raises RecordFormatError if ``data`` is not an instance record."""
         _, instance_id, url, incarnation, collection, dynamic, start, stop = _decode(data, 7)
         return cls(moniker, instance_id, url, incarnation, collection, dynamic, start, stop)
+
+
+def instance_records(items: list[tuple[bytes, bytes]]) -> list[InstanceRecord]:
+    """The records of many ``(moniker, value)`` pairs (a boot reads 100,000): their values
+    are parsed as one JSON array, one call instead of one per record, and the URL and
+    collection strings, shared by many records, are kept once (``sys.intern``). Raises
+    RecordFormatError when a value is not an instance record (the caller finds which)."""
+    try:
+        rows = _DECODE(str(b"[" + b",".join([value for _, value in items]) + b"]", "utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RecordFormatError(f"not a JSON record: {e}") from None
+    if len(rows) != len(items):  # a value such as ``1],[2`` is not one record
+        raise RecordFormatError("a value is not one JSON array")
+    records = []
+    intern, new = sys.intern, tuple.__new__  # a NamedTuple's own __new__ is Python: 3x slower
+    for (key, _), row in zip(items, rows):
+        if type(row) is not list or len(row) != 8 or row[0] != _VERSION or type(row[2]) is not str \
+                or type(row[4]) is not str:
+            raise RecordFormatError(f"expected a version-{_VERSION} record of 7 fields")
+        _, instance_id, url, incarnation, collection, dynamic, start, stop = row
+        records.append(new(InstanceRecord, (key.decode(), instance_id, intern(url), incarnation,
+                                            intern(collection), dynamic, start, stop)))
+    return records
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,16 @@ stop), the programs running right now (so a restarted manager finds them), the l
                 b"inc\\0<parent>\\0<collection>" -> next incarnation in that collection
                 b"tomb\\0<moniker>" -> instance id of an instance being destroyed
 
-Every commit is durable (LMDB ``sync=True``: data pages, then the meta page, each fsynced),
-so a crash, even of the machine, never leaves a half-written or corrupt store. Two ways in:
+Every commit is durable against a crash of the manager (``kill -9`` included) the moment it
+returns, and one fsync makes it so: LMDB writes the data pages and fsyncs them, then writes
+the meta page that points at them without a second fsync (``metasync=False``); the next
+commit's fsync, or the kernel's writeback (~30 s), carries that page to disk. A
+crash of the *machine* (OS crash, power loss) never leaves a half-written or corrupt store,
+but may undo the last commit made before it (one group commit, if none followed it). Batches whose effect
+outlives the machine's crash (a destroy's tombstone, before storage is deleted; a uid,
+before files are owned by it; a snapshot record, before a snapshot file is removed) ask for
+the second fsync too (``Batch.sync_meta``). See
+docs/design.md, "Persistence and recovery". Two ways in:
 
 * the plain methods and ``batch()`` commit before they return (they block the caller);
 * ``commit(batch)`` (async) is a *group commit*: the batch joins the next transaction of
@@ -59,7 +67,7 @@ import lmdb
 
 from ..errors import StorageError
 from .committer import GroupCommitter
-from .records import InstanceRecord, ProcessRecord, RecordFormatError, decode_json, encode_json
+from .records import InstanceRecord, ProcessRecord, RecordFormatError, decode_json, encode_json, instance_records
 
 __all__ = ["Batch", "EVENT_RING", "InstanceRecord", "ProcessRecord", "SCHEMA_VERSION", "TopologyStore"]
 
@@ -75,17 +83,34 @@ def _u64(n: int) -> bytes:
     return n.to_bytes(8, "big")
 
 
-def _settler(future: asyncio.Future):
-    """A committer callback that settles ``future`` in its own loop."""
-    loop = future.get_loop()
+class _Wakeups:
+    """Settles the commit futures of one event loop from the commit thread, waking the loop
+    once for all the futures of a commit (a group commit of 200 stops: one wake-up, not 200
+    writes to the loop's self-pipe and 200 callbacks)."""
 
-    def settle(results: list | None, error: BaseException | None) -> None:
-        try:
-            loop.call_soon_threadsafe(_settle_future, future, results, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._due: list[tuple[asyncio.Future, list | None, BaseException | None]] = []
+        self._lock = threading.Lock()
 
-    return settle
+    def settler(self, future: asyncio.Future):
+        """A committer callback that settles ``future`` in its loop."""
+        def settle(results: list | None, error: BaseException | None) -> None:
+            with self._lock:
+                self._due.append((future, results, error))
+                first = len(self._due) == 1
+            if first:  # later ones ride with this wake-up until the loop has run it
+                try:
+                    self.loop.call_soon_threadsafe(self._settle_due)
+                except RuntimeError:  # the loop is closed: nobody waits any more
+                    pass
+        return settle
+
+    def _settle_due(self) -> None:
+        with self._lock:
+            due, self._due = self._due, []
+        for future, results, error in due:
+            _settle_future(future, results, error)
 
 
 def _settle_future(future: asyncio.Future, results: list | None, error: BaseException | None) -> None:
@@ -166,22 +191,35 @@ class Batch:
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_tombstone(self, moniker: str, instance_id: str) -> None:
-        """Mark ``moniker`` as being destroyed: a later manager finishes the destroy."""
+        """Mark ``moniker`` as being destroyed: a later manager finishes the destroy. Its
+        storage is deleted next, which a machine crash does not undo: so this must not be."""
         self._put(_TOMB + moniker.encode(), instance_id.encode(), self._s._meta)
+        self.sync_meta()
 
     def delete_tombstone(self, moniker: str) -> None:
         key, db = _TOMB + moniker.encode(), self._s._meta
         self._ops.append(lambda txn: txn.delete(key, db=db))
 
     def put_snapshot(self, instance_id: str, record: bytes) -> None:
+        """The older snapshot's file is removed next: this record must survive the machine."""
         self._put(instance_id.encode(), record, self._s._snapshots)
+        self.sync_meta()
 
     def delete_snapshot(self, instance_id: str) -> None:
+        """The snapshot's file is removed next: this must survive the machine too."""
         key, db = instance_id.encode(), self._s._snapshots
         self._ops.append(lambda txn: txn.delete(key, db=db))
+        self.sync_meta()
 
     def put_uid(self, instance_id: str, uid: int) -> None:
+        """Files will be owned by ``uid``: never handed to another instance after a crash."""
         self._put(instance_id.encode(), uid.to_bytes(4, "big"), self._s._uids)
+        self.sync_meta()
+
+    def sync_meta(self) -> None:
+        """Make this batch's commit survive a crash of the machine too (a second fsync, of
+        LMDB's meta page), for a record whose effect a machine crash does not undo."""
+        self._ops.append(self._s._sync_meta_after_commit)
 
     def delete_uid(self, instance_id: str) -> None:
         key, db = instance_id.encode(), self._s._uids
@@ -240,6 +278,8 @@ class TopologyStore:
         self._snapshots = self._env.open_db(b"snapshots")
         self._check_schema()
         self._next: dict[bytes, int] = {}  # counter key -> next value, committed or queued
+        self._meta_sync_due = False  # set inside a transaction by Batch.sync_meta
+        self._wakeups: _Wakeups | None = None  # of the loop that commits
         self._committer = GroupCommitter(self._transaction, f"lmdb-commit {self.path.name}")
         self._lazy: list[tuple[list, Callable]] = []  # commit_lazily's batches, not yet submitted
         self._order = threading.RLock()  # batches reach the committer in the order they were filled
@@ -247,8 +287,9 @@ class TopologyStore:
     def _open(self, map_size: int) -> lmdb.Environment:
         try:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # metasync=False: one fsync per commit, not two (see the module docstring)
             return lmdb.open(str(self.path), map_size=map_size, subdir=True, max_dbs=8, lock=True,
-                             writemap=False, sync=True, metasync=True, max_readers=256, mode=0o600)
+                             writemap=False, sync=True, metasync=False, max_readers=256, mode=0o600)
         except (lmdb.Error, OSError) as e:
             raise StorageError(_OWNER, self.path.name, f"cannot open {self.path}: {e}") from None
 
@@ -279,6 +320,7 @@ class TopologyStore:
         if self._key in _open_paths:
             self._submit_lazy()
             self._committer.close()
+            self._env.sync(True)  # the last commit's meta page too: a clean exit loses nothing
             _open_paths.discard(self._key)
             self._env.close()
 
@@ -308,8 +350,8 @@ class TopologyStore:
         """Queue ``batch`` for the next group commit; the future's result (the list of its
         operations' results) is set once it is durable, or its exception is a StorageError
         naming what failed. Call it from the running event loop."""
-        future = self._loop_future()
-        self._enqueue(batch, _settler(future))
+        future, settle = self._loop_future()
+        self._enqueue(batch, settle)
         return future
 
     def commit_lazily(self, batch: Batch) -> asyncio.Future:
@@ -317,16 +359,22 @@ class TopologyStore:
         it rides with the next commit, or is committed ``LAZY_COMMIT_S`` from now, so that a
         stream of them wakes the commit thread once, not once each. ``events()`` and
         ``close()`` commit it first."""
-        future = self._loop_future()
+        future, settle = self._loop_future()
         with self._order:
             self._next.update(batch._counters)
-            self._lazy.append((batch._ops, _settler(future)))
+            self._lazy.append((batch._ops, settle))
             if len(self._lazy) == 1:
                 asyncio.get_running_loop().call_later(LAZY_COMMIT_S, self._submit_lazy)
         return future
 
-    def _loop_future(self) -> asyncio.Future:
-        return asyncio.get_running_loop().create_future()
+    def _loop_future(self) -> tuple[asyncio.Future, Callable]:
+        """A future of the running loop, and the committer callback that settles it."""
+        loop = asyncio.get_running_loop()
+        wakeups = self._wakeups
+        if wakeups is None or wakeups.loop is not loop:  # the manager has one loop; tests, several
+            wakeups = self._wakeups = _Wakeups(loop)
+        future = loop.create_future()
+        return future, wakeups.settler(future)
 
     def commit_now(self, batch: Batch) -> list:
         """Commit ``batch`` (after everything queued before it) before returning; the list
@@ -358,11 +406,19 @@ class TopologyStore:
                 self._committer.submit(ops, settle)
 
     def _transaction(self, ops: list) -> list:
+        self._meta_sync_due = False
         try:
             with self._env.begin(write=True) as txn:
-                return [op(txn) for op in ops]
+                results = [op(txn) for op in ops]
+            if self._meta_sync_due:
+                self._env.sync(True)
+            return results
         except lmdb.Error as e:
             raise StorageError(_OWNER, self.path.name, f"write failed: {e}") from None
+
+    def _sync_meta_after_commit(self, txn: lmdb.Transaction) -> None:
+        """An op (``Batch.sync_meta``): fsync once more after this transaction commits."""
+        self._meta_sync_due = True
 
     def _next_value(self, key: bytes) -> int:
         """The next value of a durable counter: queued batches first, else the committed one."""
@@ -413,7 +469,7 @@ class TopologyStore:
         with self._read() as txn:
             items = list(txn.cursor(db=self._instances))
         try:
-            return [InstanceRecord.from_bytes(k.decode(), v) for k, v in items]
+            return instance_records(items)
         except RecordFormatError:
             return [self._record(InstanceRecord, k.decode(), v) for k, v in items]  # names the bad one
 

@@ -126,6 +126,26 @@ async def test_concurrent_creates_share_commits_and_are_all_stored(make_model):
     assert all(stored[str(c.moniker)] == c.incarnation for c in children)
 
 
+async def test_dynamic_monikers_are_made_from_their_text_created_or_restored(make_model, tmp_path):
+    from component_manager.moniker import parse
+
+    decls = {"root": realm(collections=[CollectionDecl("workers", "persistent")]),
+             "w": ComponentDecl(program=inproc("run_forever"), collections=(CollectionDecl("sub", "persistent"),))}
+    model = make_model(decls, state_dir=tmp_path / "s")
+    parent = await actions.create_child(model, "/", "workers", "p", "w")
+    child = await actions.create_child(model, "/workers:p", "sub", "c", "w")
+    assert child.moniker == parse("/workers:p/sub:c") and child.moniker.parent == parent.moniker
+    assert dict(child.children) == {} and list(parent.children) == ["sub:c"]
+    await model.close()
+    again = make_model(decls, state_dir=tmp_path / "s")  # a boot restores both from the store
+    restored = again.find("/workers:p/sub:c")
+    assert restored.moniker == parse("/workers:p/sub:c") and restored.parent is again.find("/workers:p")
+    assert (restored.instance_id, restored.incarnation) == (child.instance_id, child.incarnation)
+    await actions.destroy(again, restored)
+    assert dict(again.find("/workers:p").children) == {}
+    await again.close()
+
+
 async def test_shutdown_ends_every_instance_running_or_not(make_model):
     model = make_model({"root": realm("a", collections=[CollectionDecl("workers", "persistent"),
                                                         CollectionDecl("temps", "transient")]),
