@@ -36,6 +36,7 @@ SUITES = {  # name -> (module, the figure keys it produces; for the error record
     "policies": ("bench_policies", ["crash_restart", "probe_cost"]),
     "ui": ("bench_ui", ["ui_tree"]),
     "snapshots": ("bench_snapshots", ["snapshot_1mb", "snapshot_10mb"]),  # + snapshot_50mb outside --quick
+    "ray": ("bench_ray", ["ray_cold_start", "ray_storage_move", "ray_manager_cost"]),  # skipped without Ray
 }
 
 

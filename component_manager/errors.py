@@ -25,6 +25,7 @@
     ├── AccessDenied             a caller lacks the grant or the routed capability
     ├── ManagerAlreadyRunning    (daemon side) another manager holds the state directory's lock
     ├── RootMismatch             (daemon side) the state directory was made with another root
+    ├── RayUnavailable           (daemon side) --ray names no Ray cluster it can use
     └── ManagerNotRunning        (client side) nothing answers at the state directory
 
 Every error carries its context (moniker, url, file, key) as attributes so that callers can
@@ -65,6 +66,7 @@ __all__ = [
     "MonikerError",
     "Problem",
     "ResourceExhausted",
+    "RayUnavailable",
     "RootMismatch",
     "RouteError",
     "StartAborted",
@@ -283,6 +285,16 @@ class RootMismatch(CmError):
         super().__init__(f"{state_dir} holds the instances of root {stored}, not {wanted}: run with that "
                          f"--root, another --state-dir, or --switch-root (the stored tree is then matched "
                          f"against the new root, as after an edit of the root manifest)")
+
+
+class RayUnavailable(CmError):
+    """``cm manager run --ray SPEC`` cannot be served: Ray is missing, or the cluster is not
+    reachable or did not start."""
+
+    def __init__(self, spec: str, why: str):
+        self.spec = spec
+        self.why = why
+        super().__init__(f"--ray {spec}: {why}")
 
 
 class ManagerNotRunning(CmError):

@@ -14,6 +14,11 @@ The python runner's zygote (``runners/zygote.py``) is started right after the mo
 built, becomes ready in the background, and is stopped last; ``CM_ZYGOTE=0`` (or
 ``Manager(..., zygote=False)``) turns it off, and python programs are then spawned.
 
+Ray (``ray``: ``local:N`` or a cluster address; ``runners/ray_runner.py``): the manager
+connects as a Ray driver before boot (recovery ends the actors a dead manager left), serves
+ComponentRuntime on TCP too for programs on Ray nodes, and disconnects last (stopping the
+local cluster it started). ``placements`` (moniker -> node) run python programs on Ray.
+
 Governing options: ``budget`` (``policy/budget.py``: evict to stay within ``--max-running``
 and ``--memory-budget``) and ``watch`` (``policy/watch.py``: reload when a manifest or a
 program file changes).
@@ -38,7 +43,7 @@ from .model.reasons import START_ROOT, StopReason
 from .policy import Policies
 from .policy.budget import Budget, BudgetPolicy
 from .policy.watch import PackageWatch
-from .runners import isolation
+from .runners import get_runner, isolation
 from .runners import cgroups
 from .runners.limits import clean_groups
 from .runners.python import start_zygote, stop_zygote
@@ -52,7 +57,7 @@ __all__ = ["Manager"]
 class Manager:
     def __init__(self, state_dir: Path, root_url: str, zygote: bool | None = None,
                  package_roots=None, budget: Budget | None = None, watch: bool = False,
-                 switch_root: bool = False):
+                 switch_root: bool = False, ray: str = "", placements: dict[str, str] | None = None):
         self.state_dir = Path(state_dir).resolve()
         self.root_url = root_url
         self.package_roots = package_roots
@@ -60,6 +65,8 @@ class Manager:
         self.watch = watch
         self.switch_root = switch_root
         self.use_zygote = zygote_enabled() if zygote is None else zygote
+        self.ray = ray
+        self.placements = dict(placements or {})
         self.model: Model | None = None
         self._shutdown_requested: asyncio.Event | None = None
         self._lock_fd: int | None = None
@@ -84,6 +91,7 @@ class Manager:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown)
         servers = None
+        ray_cluster = None
         make_non_dumpable()  # keeps same-uid programs out of our /proc/PID/fd (api/relay.py)
         try:
             self.model = Model(self.state_dir, self.root_url,
@@ -92,6 +100,9 @@ class Manager:
             self._check_root()
             isolation.configure(self.model.store, self.state_dir)  # uids, Landlock, file modes
             self.model.cgroups = cgroups.hierarchy()  # a cgroup per program: actions/tracking.py
+            self.model.placements = self.placements
+            if self.ray:  # before boot: recovery ends the Ray actors a dead manager left
+                ray_cluster = await self._connect_ray()
             if self.use_zygote:
                 start_zygote(self.state_dir / "zygote.log")  # ready in the background
             if self.budget:
@@ -106,7 +117,10 @@ class Manager:
                 gc.freeze()  # the tree lives as long as we do: later collections need not walk it
             finally:
                 gc.enable()
-            servers = await start_servers(self.model, self.state_dir)
+            servers = await start_servers(self.model, self.state_dir,
+                                          tcp_host=ray_cluster.host if ray_cluster else "")
+            if ray_cluster is not None:
+                get_runner("ray").component_address = servers.runtime_tcp
             isolation.share_sockets([self.state_dir / RUNTIME_SOCKET, self.state_dir / FRAMEWORK_SOCKET])
             (self.state_dir / "manager.pid").write_text(f"{os.getpid()}\n")
             (self.state_dir / "manager.pid").chmod(0o600)  # the manager's files are its own
@@ -125,6 +139,8 @@ class Manager:
             if servers is not None:
                 await servers.stop(grace=0.5)
             await stop_zygote()
+            if ray_cluster is not None:
+                await self._disconnect_ray(ray_cluster)
             clean_groups(self.state_dir)
             isolation.deconfigure()
             for name in (CONTROL_SOCKET, QUERY_SOCKET, RUNTIME_SOCKET, FRAMEWORK_SOCKET, "manager.pid"):
@@ -133,6 +149,22 @@ class Manager:
                 loop.remove_signal_handler(sig)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
+
+    async def _connect_ray(self):
+        from .runners.ray_runner import RayCluster
+
+        cluster = await RayCluster.connect(self.ray, self.state_dir)
+        runner = get_runner("ray")
+        runner.cluster, runner.snapshots = cluster, self.model.snapshots
+        return cluster
+
+    async def _disconnect_ray(self, cluster) -> None:
+        runner = get_runner("ray")
+        runner.cluster = None
+        try:
+            await cluster.close()
+        except Exception as e:  # noqa: BLE001 - the manager exits anyway; say why it was unclean
+            log.warning("disconnecting from Ray: %s", e)
 
     def _check_root(self) -> None:
         """One state directory, one root: a tree built from another root is not silently

@@ -51,6 +51,8 @@ struct Program {
   hooks @18 :Hooks;
   on @19 :Triggers;
   maxRunTimeMs @20 :UInt64;
+  node @21 :Text;               # ray runner: the node's cm-node label; "" for any node
+  resources @22 :List(KeyValue);  # ray runner: resource name -> amount (as text)
 }
 
 # A command is a list of words; lists of commands are lists of those.

@@ -6,13 +6,15 @@ destroyed dynamic child coming back as a new identity, a paused
 server whose client waits until it is resumed, a reload that restarts only the component
 whose manifest changed, the governing policies (a crash restarted after a back-off, a
 failing liveness probe), and `cm doctor`; it ends by saying how to open `cm ui` and `cm graph`
-(it leaves nothing running). Every line it prints is a real `cm` command and its real output.
+(it leaves nothing running). With ``CM_DEMO_RAY=1`` it also runs the echo server on a Ray
+worker node of a local cluster (docs/scale-out.md; about 15 s more). Every line it prints is a real `cm` command and its real output.
 The realm is a copy of components/ in the demo's state folder, so that the demo can edit a
 manifest.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -142,8 +144,40 @@ def main() -> int:
         step("ordered shutdown")
         manager.close()
         print("  done; state kept in", STATE)
+    if os.environ.get("CM_DEMO_RAY") == "1":
+        on_ray()
     point_to_pictures()
     return 0
+
+
+def on_ray() -> None:
+    """The echo server on a Ray worker node: lazily started from the client's connect,
+    shown with its node, its storage snapshot taken when it stops."""
+    from component_manager.runners.ray_runner import ray_available
+
+    step("beyond one host: a local Ray cluster (a head and 2 worker nodes, loopback only); "
+         "echo_server placed on node1")
+    why = ray_available()
+    if why:
+        print(f"  skipped: {why}")
+        return
+    manager = ManagerProcess(STATE / "ray-state", root=str(PACKAGE / "components" / "realm.cml"),
+                             args=("--ray", "local:2", "--ray-place", "echo_server=node1"))
+    print("$ cm manager run --ray local:2 --ray-place echo_server=node1")
+    manager.start()
+    try:
+        with manager.events() as events:
+            run(manager, "start", "/echo_client")
+            events.wait_for(type="stopped", moniker="/echo_client")
+            run(manager, "logs", "/echo_client")
+            run(manager, "list")
+            run(manager, "route", "/echo_client", "echo.Echo")
+            step("its idle stop: the actor snapshots its storage on node1, the manager keeps it")
+            events.wait_for(type="stopped", moniker="/echo_server", timeout=30)
+            run(manager, "show", "/echo_server")
+    finally:
+        manager.close()
+        print("  the manager stopped its Ray cluster with it")
 
 
 def point_to_pictures() -> None:

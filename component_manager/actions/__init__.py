@@ -30,12 +30,12 @@ from .reload import reload
 from .restart import restart
 from .resolve import RoutingView, resolve, resolve_async, walk_routes
 from .shutdown import shutdown
-from .start import mark_serving, start
+from .start import mark_serving, node_of, start
 from .stop import request_stop, stop
 from .storage import delete_storage, restore_storage, snapshot_storage
 
 __all__ = ["FRAMEWORK_PROTOCOLS", "Opened", "RoutingView", "boot", "create_child", "delete_storage",
-           "destroy", "mark_serving", "open_capability", "pause", "reload", "request_stop", "resolve",
+           "destroy", "mark_serving", "node_of", "open_capability", "pause", "reload", "request_stop", "resolve",
            "resolve_async", "restart", "restore_storage", "resume", "shutdown", "snapshot_storage", "start",
            "start_many", "stop", "stop_many",
            "walk_routes"]

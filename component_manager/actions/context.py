@@ -45,6 +45,7 @@ class ActionContext(Protocol):
     mark: str  # this manager's mark (its programs' environment carries it)
     cgroups: object | None  # runners.cgroups' Hierarchy, where the host allows cgroups
     cgroup_tag: str  # this manager's folder of cgroups in it
+    placements: dict[str, str]  # moniker -> Ray node: run its python program there (--ray-place)
     pre_start_hooks: list  # async hook(inst, storage paths, config); StartError fails the start
     post_stop_hooks: list  # async hook(inst, stop record or None); failures are logged
 

@@ -13,6 +13,10 @@
   Everything else is killed (its whole group, session and cgroup) and its stop recorded:
   a program without a record, of a destroyed instance, or of an older record format.
   There is never a second copy: a start after recovery finds the instance started.
+- **Programs on Ray nodes** (the record names their actor) are never adopted: their actor
+  was owned by the dead manager and dies with it; recovery makes sure (ends the actor by
+  name and waits for its end, kills the keeper's group where it is on this host) and records
+  a ``system_shutdown`` stop.
 """
 
 from __future__ import annotations
@@ -57,14 +61,20 @@ def recover_processes(ctx: ActionContext, records: dict) -> None:
         inst = ctx.index.get(record.moniker)
         if inst is not None and inst.instance_id != record.instance_id:
             inst = None
-        if inst is not None and _resolvable(ctx, inst, records) and _adopt(ctx, inst, record, identity):
+        remote = bool(record.run and record.run.get("actor"))  # on a Ray node: never adopted
+        if not remote and inst is not None and _resolvable(ctx, inst, records) \
+                and _adopt(ctx, inst, record, identity):
             adopted.add(record.instance_id)
             continue
         killed = procinfo.kill_group(identity) + _kill_cgroup(ctx, record.instance_id)
-        if inst is not None and killed:
+        if remote:
+            killed += _end_ray_actor(record.run["actor"])
+        if inst is not None and (killed or remote):
             run_time = max(0.0, time.time() - record.started_at)
+            detail = ("its manager died; its Ray actor ended with it, never adopted" if remote else
+                      "left running by a manager that died; not adoptable, stopped")
             stop = StopRecord(StopReason.SYSTEM_SHUTDOWN, Disposition.KILLED, None, 9, run_time,
-                              time.time(), "left running by a manager that died; not adoptable, stopped")
+                              time.time(), detail)
             ctx.record_stop_now(inst, stop)
         else:
             ctx.store.delete_process(record.instance_id)
@@ -112,6 +122,18 @@ def _adopt(ctx: ActionContext, inst, record, identity: ProcessIdentity) -> bool:
     ctx.owner.spawn(watch_exit(ctx, inst, run), f"watch {inst.moniker}")
     log.warning("adopted %s (pid %d), left running by a manager that died", inst.moniker, identity.pid)
     return True
+
+
+def _end_ray_actor(name: str) -> int:
+    """End the Ray actor of a run a dead manager left (it dies with its owner, the dead
+    manager; this makes sure before anything starts again). 1 if one was found."""
+    from ..runners import get_runner
+
+    try:
+        return int(get_runner("ray").end_left_over(name))
+    except Exception as e:  # noqa: BLE001 - Ray unreachable: it died with its owner, or will
+        log.warning("cannot end the Ray actor %s: %s", name, e)
+        return 0
 
 
 def _kill_cgroup(ctx: ActionContext, instance_id: str) -> int:

@@ -19,6 +19,7 @@ import shutil
 from ..faults import crash_point
 from ..model.action_set import ActionKind
 from ..model.states import State, transition
+from ..runners import get_runner
 from .context import ActionContext
 
 log = logging.getLogger("component_manager.actions")
@@ -56,6 +57,7 @@ async def remove_now(ctx: ActionContext, inst) -> None:
     crash_point("destroy.tombstone")
     await remove_all(ctx, list(inst.children.values()))
     ctx.areas.delete(inst.instance_id)
+    get_runner("ray").forget_areas(inst.instance_id)  # its copies on Ray nodes, where reachable
     if ctx.snapshots.info(inst.instance_id) is not None:  # one LMDB read; the commit only for the few
         ctx.snapshots.delete(inst.instance_id)
     ctx.log_path(inst).unlink(missing_ok=True)

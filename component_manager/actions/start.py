@@ -16,6 +16,7 @@ A start that fails, times out or is aborted by a stop kills what it launched and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -43,7 +44,7 @@ from .stop import stop
 
 log = logging.getLogger("component_manager.actions")
 
-__all__ = ["mark_serving", "start", "watch_exit"]
+__all__ = ["mark_serving", "node_of", "placed_program", "start", "watch_exit"]
 
 
 async def start(ctx: ActionContext, inst, reason: str, gate=None) -> bool:
@@ -96,6 +97,9 @@ async def _run_pre_start_hooks(ctx: ActionContext, inst, storage: dict[str, str]
 
 
 def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
+    """The storage it uses, name -> its area here, made on first use. A program on a Ray
+    node gets its areas there (runners/ray_runner.py): names only."""
+    on_ray = placed_program(ctx, inst).runner == "ray"
     paths = {}
     for use in inst.decl.uses:
         if use.kind != "storage":
@@ -106,6 +110,9 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
             raise StartError(str(inst.moniker), str(e)) from None
         if result.status != "ok":
             continue
+        if on_ray:
+            paths[use.target_name] = ""
+            continue
         try:
             paths[use.target_name] = str(ctx.areas.create(inst.instance_id, use.target_name))
         except OSError as e:
@@ -113,9 +120,30 @@ def _prepare_storage(ctx: ActionContext, inst) -> dict[str, str]:
     return paths
 
 
+def node_of(ctx: ActionContext, inst) -> str:
+    """The Ray node ``inst`` runs on, or, stopped, would start on ("" for the manager's host
+    or any node Ray picks)."""
+    if inst.run is not None:
+        return inst.run.node
+    if inst.decl is None or inst.decl.program is None:
+        return ""
+    program = placed_program(ctx, inst)
+    return program.node if program.runner == "ray" else ""
+
+
+def placed_program(ctx: ActionContext, inst):
+    """The instance's program as it will run: ``cm manager run --ray-place MONIKER=NODE`` moves
+    a python program to that Ray node (the ray runner runs the same module)."""
+    program = inst.decl.program
+    node = ctx.placements.get(inst.moniker_text)
+    if node is None or program.runner not in ("python", "ray"):
+        return program
+    return dataclasses.replace(program, runner="ray", node=node)
+
+
 async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str], config: dict,
                   commit=None) -> None:
-    program = inst.decl.program
+    program = placed_program(ctx, inst)
     protocols = tuple(c.name for c in inst.decl.capabilities if c.kind == "protocol")
     serve_address = ""
     if protocols or program.stop_event == "notify":
@@ -143,6 +171,9 @@ async def _launch(ctx: ActionContext, inst, reason: str, storage: dict[str, str]
     _mark_log(spec.log_path, reason)
     try:
         run.program = await get_runner(program.runner).launch(spec)
+        # a runner that chooses where the program serves and runs (ray: its node's TCP address)
+        run.serve_address = getattr(run.program, "serve_address", run.serve_address)
+        run.node = getattr(run.program, "node", "")
         crash_point("start.launched")
         await _record_then_release(ctx, inst, run, reason, commit)
         if program.ready == "serving":
@@ -177,7 +208,9 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str, 
     cgroup = await tracking.join_off_loop(ctx, inst, run.program)
     info = _run_info(run, reason, cgroup)
     identity = run.program.identity
-    await ctx.store_start(inst, reason, run.pid, identity, run.started_at, info, commit)
+    # a program on another host (ray) is recorded by its identity there, never adopted here
+    recorded = identity or getattr(run.program, "record_identity", None)
+    await ctx.store_start(inst, reason, run.pid, recorded, run.started_at, info, commit)
     crash_point("start.recorded")
     run.program.release()
     if identity is not None:
@@ -187,8 +220,11 @@ async def _record_then_release(ctx: ActionContext, inst, run: Run, reason: str, 
 
 def _run_info(run: Run, reason: str, cgroup: str) -> dict:
     """What a restarted manager needs to adopt the program (stored in its own LMDB)."""
-    return {"token": run.token, "grant_key": run.grant_key.hex(), "serve_address": run.serve_address,
+    info = {"token": run.token, "grant_key": run.grant_key.hex(), "serve_address": run.serve_address,
             "reason": reason, "config": run.config, "cgroup": cgroup}
+    if run.node:  # the ray runner's: a restarted manager ends the actor by its name
+        info.update(node=run.node, actor=run.program.actor_name)
+    return info
 
 
 def mark_serving(run: Run) -> None:
@@ -238,6 +274,9 @@ async def watch_exit(ctx: ActionContext, inst, run: Run) -> None:
     over = limit_verdict(run.program)
     if over:
         reason = StopReason.RESOURCE_LIMIT
+    lost = getattr(run.program, "node_lost", "")  # the ray runner's: the node went away
+    if lost:
+        reason, over = StopReason.NODE_LOST, f"Ray node {lost} was lost"
     try:
         await stop(ctx, inst, reason, detail=over)
     except CmError as e:

@@ -18,7 +18,9 @@ from ..errors import InvalidRequest, StorageError
 from ..model.action_set import ActionKind
 from ..model.states import State
 from ..storage.snapshots import SnapshotError, SnapshotInfo, pack_areas, unpack_areas
+from ..runners import get_runner
 from .context import ActionContext
+from .start import placed_program
 
 __all__ = ["LOCAL_NODE", "delete_storage", "restore_storage", "snapshot_storage"]
 
@@ -36,6 +38,7 @@ async def delete_storage(ctx: ActionContext, inst, names: list[str]) -> None:
     if ctx.snapshots.info(inst.instance_id) is not None:  # one LMDB read; the commit only for the few
         ctx.snapshots.delete(inst.instance_id)  # the record first, then the file
     ctx.areas.delete(inst.instance_id)
+    get_runner("ray").forget_areas(inst.instance_id)  # its copies on Ray nodes, where reachable
     await ctx.events.record("storage_deleted", inst, detail=", ".join(names))
 
 
@@ -46,6 +49,7 @@ async def snapshot_storage(ctx: ActionContext, inst, names: list[str]) -> tuple[
 
     Raises InvalidRequest (no area yet, being shut down), StorageError (an area cannot be read)."""
     _refuse_while_ending(inst)
+    _refuse_on_ray(ctx, inst)
     return await inst.actions.register(ActionKind.SNAPSHOT, lambda: _snapshot(ctx, inst, names))
 
 
@@ -74,6 +78,7 @@ async def restore_storage(ctx: ActionContext, inst, names: list[str]) -> tuple[S
     # No await from the checks to the registration: a start registered later waits for it.
     _refuse_while_running(inst, "restoring its storage")
     _refuse_while_ending(inst)
+    _refuse_on_ray(ctx, inst)
     if ctx.snapshots.info(inst.instance_id) is None:
         raise InvalidRequest(inst.moniker_text, "has no storage snapshot: take one with `cm storage snapshot`")
     return await inst.actions.register(ActionKind.RESTORE, lambda: _restore(ctx, inst, names))
@@ -107,6 +112,14 @@ async def _off_loop(inst, names: list[str], work):
 def _refuse_while_running(inst, doing: str) -> None:
     if inst.run is not None or inst.actions.in_flight(ActionKind.START):
         raise InvalidRequest(inst.moniker_text, f"is running; stop it before {doing}")
+
+
+def _refuse_on_ray(ctx: ActionContext, inst) -> None:
+    """Its areas live on a Ray node, and the runner snapshots them at each stop: a copy of
+    this host's empty area would be taken for its data."""
+    if inst.decl is not None and inst.decl.program is not None and placed_program(ctx, inst).runner == "ray":
+        raise InvalidRequest(inst.moniker_text, "runs on Ray: its storage is on its node, snapshotted at each "
+                                                "stop and restored on another node by the ray runner (docs/scale-out.md)")
 
 
 def _refuse_while_copying(inst) -> None:

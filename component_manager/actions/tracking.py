@@ -44,10 +44,16 @@ def _tag_folders(hier, tag: str) -> dict:
     return {c: base / f"cm-{tag}" for c, base in hier.bases.items()}
 
 
+def _local_pid(program) -> int:
+    """The program's pid on this host; 0 for one in-process or on another host (a Ray node:
+    its pid is that node's)."""
+    return 0 if getattr(program, "node", "") else program.pid
+
+
 def join(ctx: ActionContext, inst, program) -> str:
     """Put the held ``program`` in ``inst``'s cgroup; its folder, or "" without one."""
     hier = ctx.cgroups
-    if hier is None or not program.pid:
+    if hier is None or not _local_pid(program):
         return ""
     limits = getattr(program, "limits", None)
     if limits is not None and getattr(limits, "group", None) is not None:
@@ -68,7 +74,7 @@ async def join_off_loop(ctx: ActionContext, inst, program) -> str:
     """``join``, in a worker thread: its cgroup writes take 0.2-2 ms each (longer while
     other threads fork), and many starts at once would stall the event loop on them. An
     aborted start still waits for it, so that its clean-up finds the group it made."""
-    if ctx.cgroups is None or not program.pid:
+    if ctx.cgroups is None or not _local_pid(program):
         return ""
     joining = asyncio.ensure_future(asyncio.to_thread(join, ctx, inst, program))
     try:

@@ -21,7 +21,8 @@ from ..policy.budget import priority_of
 from ..routing.report import plan_reports
 from ..runners.limits import Limits, usage_of
 from ..routing.route import route_use
-from ..runners import isolation
+from ..runners import get_runner, isolation
+from ..runners.ray_actor import node_areas
 from .status import bounded, code_for, reports_errors
 
 log = logging.getLogger("component_manager.api")
@@ -53,6 +54,8 @@ def summary_fields(inst) -> dict:
         fields["status_detail"] = inst.status_detail
     if inst.run is not None:
         fields["pid"] = inst.run.pid
+        if inst.run.node:
+            fields["node"] = inst.run.node
     if inst.last_stop is not None:
         fields["last_stop_reason"] = inst.last_stop.reason._value_
         fields["last_stop_disposition"] = inst.last_stop.disposition._value_
@@ -167,11 +170,27 @@ def _use_info(model, inst, use) -> pb.UseInfo:
 
 
 def storage_infos(model, inst) -> list[pb.StorageInfo]:
-    """One StorageInfo per storage the instance uses (the area may not exist yet: size 0)."""
-    uses = inst.decl.uses if inst.decl is not None else ()
+    """One StorageInfo per storage the instance uses (the area may not exist yet: size 0).
+    A program on Ray keeps its areas on its node: that path (its size where it is readable)."""
+    uses = [u for u in (inst.decl.uses if inst.decl is not None else ()) if u.kind == "storage"]
+    on_ray = _ray_areas(model, inst) if uses else None
     return [pb.StorageInfo(name=u.target_name, path=str(path), size_bytes=_size(path))
-            for u in uses if u.kind == "storage"
-            for path in (model.areas.path_for(inst.instance_id, u.target_name),)]
+            for u in uses
+            for path in (on_ray / u.target_name if on_ray else model.areas.path_for(inst.instance_id, u.target_name),)]
+
+
+def _ray_areas(model, inst):
+    """The folder of ``inst``'s areas on the Ray node it runs on (or would start on, or
+    last ran on); None for a program of this host."""
+    cluster = get_runner("ray").cluster
+    if cluster is None:
+        return None
+    node = actions.node_of(model, inst)
+    program = inst.decl.program if inst.decl is not None else None
+    if not node and inst.run is None and program is not None and program.runner == "ray":
+        info = model.snapshots.info(inst.instance_id)
+        node = info.node if info is not None else ""
+    return node_areas(cluster.areas_root, node, inst.instance_id) if node else None
 
 
 def storage_snapshot(info) -> pb.StorageSnapshot:
@@ -381,6 +400,9 @@ class RealmQueryServicer(pb_grpc.RealmQueryServicer):
         await actions.resolve_async(self.model, inst)
         reports = await actions.walk_routes(
             self.model, lambda view: plan_reports(view, inst.moniker, inst.decl, request.capability))
+        for report in reports:  # where each provider runs (or would start), for a Ray node
+            source = self.model.index.get(report["source_moniker"]) if report["source_moniker"] else None
+            report["source_node"] = actions.node_of(self.model, source) if source is not None else ""
         return pb.RouteReply(routes=[route_report(r) for r in reports])
 
 

@@ -21,7 +21,7 @@ def summary_row(f: dict) -> dict:
             "incarnation": f.get("incarnation", 0), "pid": f.get("pid") or None,
             "last_stop_reason": f.get("last_stop_reason") or None,
             "last_stop_disposition": f.get("last_stop_disposition") or None, "status": status,
-            "status_detail": f.get("status_detail") or status}
+            "status_detail": f.get("status_detail") or status, "node": f.get("node") or None}
 
 
 # summary_row's keys, in order, each followed by its value as JSON
@@ -31,13 +31,13 @@ _ROW_JSON = "{" + ", ".join(f'"{key}": %s' for key in summary_row({})) + "}"
 def summary_json(f: dict) -> str:
     """``json.dumps(summary_row(f))``, three times faster: the query socket sends 100,000 of
     them for one `cm list --json` (tests/unit/api/test_messages.py holds the two equal)."""
-    status, pid = f.get("status", ""), f.get("pid")
+    status, pid, node = f.get("status", ""), f.get("pid"), f.get("node")
     reason, disposition = f.get("last_stop_reason"), f.get("last_stop_disposition")
     return _ROW_JSON % (
         _text(f.get("moniker", "")), _text(f.get("url", "")), _text(f.get("instance_id", "")),
         _text(f.get("state", "")), _text(f.get("execution_state", "")), f.get("incarnation", 0),
         pid if pid else "null", _text(reason) if reason else "null", _text(disposition) if disposition else "null",
-        _text(status), _text(f.get("status_detail") or status))
+        _text(status), _text(f.get("status_detail") or status), _text(node) if node else "null")
 
 
 def summary_dict(s) -> dict:
@@ -45,7 +45,7 @@ def summary_dict(s) -> dict:
     return summary_row({"moniker": s.moniker, "url": s.url, "instance_id": s.instance_id, "state": s.state,
                         "execution_state": s.execution_state, "incarnation": s.incarnation, "pid": s.pid,
                         "last_stop_reason": s.last_stop_reason, "last_stop_disposition": s.last_stop_disposition,
-                        "status": s.status, "status_detail": s.status_detail})
+                        "status": s.status, "status_detail": s.status_detail, "node": s.node})
 
 
 def show_dict(d) -> dict:
@@ -122,5 +122,6 @@ def route_dict(r) -> dict:
     """A RouteReport message as one of the ``routes`` of ``cm route --json``."""
     return {"kind": r.kind, "capability": r.capability, "direction": r.direction, "status": r.status,
             "error": r.error or None, "source_moniker": r.source_moniker or None,
+            "source_node": r.source_node or None,
             "hops": [{"moniker": h.moniker, "action": h.action, "name": h.name, "detail": h.detail}
                      for h in r.hops]}

@@ -58,11 +58,13 @@ def running_program_sessions(model) -> set[int]:
 class Servers:
     """What ``start_servers`` started; ``stop()`` ends them all."""
 
-    def __init__(self, grpc_servers, relay: ControlRelay, hidden: HiddenSocket, query: QueryServer):
+    def __init__(self, grpc_servers, relay: ControlRelay, hidden: HiddenSocket, query: QueryServer,
+                 runtime_tcp: str = ""):
         self.grpc_servers = grpc_servers
         self.relay = relay
         self.hidden = hidden
         self.query = query
+        self.runtime_tcp = runtime_tcp  # ComponentRuntime on TCP ("host:port"), for Ray nodes
 
     @property
     def control_target(self) -> str:
@@ -86,7 +88,9 @@ _SERVER_OPTIONS = (
 )
 
 
-async def start_servers(model, state_dir: Path) -> Servers:
+async def start_servers(model, state_dir: Path, tcp_host: str = "") -> Servers:
+    """``tcp_host``: also serve ComponentRuntime on TCP there (an ephemeral port), for
+    programs on Ray nodes; every call still needs its run's token (docs/security.md)."""
     control_path = state_dir / CONTROL_SOCKET
     runtime_path = state_dir / RUNTIME_SOCKET
     framework_path = state_dir / FRAMEWORK_SOCKET
@@ -114,6 +118,10 @@ async def start_servers(model, state_dir: Path) -> Servers:
     runtime = grpc.aio.server(options=_SERVER_OPTIONS)
     component_pb2_grpc.add_ComponentRuntimeServicer_to_server(RuntimeServicer(model), DecodingRegistrar(runtime))
     runtime.add_insecure_port(f"unix:{runtime_path}")
+    runtime_tcp = ""
+    if tcp_host:
+        host = f"[{tcp_host}]" if ":" in tcp_host else tcp_host
+        runtime_tcp = f"{host}:{runtime.add_insecure_port(f'{host}:0')}"
 
     await runtime.start()
     await framework.start()
@@ -126,4 +134,4 @@ async def start_servers(model, state_dir: Path) -> Servers:
     await query.start()
     for name in ("", *services):  # the server as a whole, and each service by its full name
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return Servers([control, framework, runtime], relay, hidden, query)
+    return Servers([control, framework, runtime], relay, hidden, query, runtime_tcp)

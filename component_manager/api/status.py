@@ -47,6 +47,7 @@ CODES: dict[type, grpc.StatusCode] = {
     # client makes of UNAVAILABLE.
     e.ManagerAlreadyRunning: C.ALREADY_EXISTS,
     e.RootMismatch: C.FAILED_PRECONDITION,
+    e.RayUnavailable: C.FAILED_PRECONDITION,
     e.ManagerNotRunning: C.UNAVAILABLE,
 }
 

@@ -77,6 +77,11 @@ def _register_manager(sub) -> None:
                      help="reload when a manifest or program file of the realm changes")
     run.add_argument("--switch-root", action="store_true",
                      help="accept a state directory made with another --root (its tree is matched to this root)")
+    run.add_argument("--ray", metavar="ADDRESS", default="",
+                     help="run ray-runner programs on a Ray cluster: its address, or local:N to start "
+                          "a local cluster of N worker nodes (docs/scale-out.md)")
+    run.add_argument("--ray-place", action="append", default=[], metavar="MONIKER=NODE", type=_placement,
+                     help="run this instance's python program on that Ray node (repeatable; needs --ray)")
     run.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     # the manager owns LMDB, child processes and log handlers: let the interpreter shut down
     run.set_defaults(handler=_manager_run, normal_exit=True)
@@ -102,6 +107,17 @@ def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a number of programs, 1 or more, not {text!r}")
     return int(text)
+
+
+def _placement(text: str) -> tuple[str, str]:
+    """``echo_server=node1`` or ``/echo_server=node1`` -> ("/echo_server", "node1")."""
+    moniker, sep, node = text.partition("=")
+    if not sep or not moniker or not node:
+        raise argparse.ArgumentTypeError(f"expected MONIKER=NODE, e.g. echo_server=node1, not {text!r}")
+    try:
+        return str(parse(moniker if moniker.startswith("/") else "/" + moniker)), node
+    except MonikerError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _size(text: str) -> int:
@@ -145,9 +161,12 @@ def _manager_run(args) -> int:
     from ..policy.budget import Budget
 
     roots = [Path(r).resolve() for r in args.package_root] or None
+    if args.ray_place and not args.ray:
+        print("cm: --ray-place needs --ray ADDRESS or --ray local:N", file=sys.stderr)
+        return EXIT_ERROR
     manager = Manager(Path(args.state_dir), absolute_url(root), package_roots=roots,
                       budget=Budget(args.max_running, args.memory_budget), watch=args.watch,
-                      switch_root=args.switch_root)
+                      switch_root=args.switch_root, ray=args.ray, placements=dict(args.ray_place))
 
     def ready():
         print(f"component manager serving at {manager.state_dir} (root {absolute_url(root)})", flush=True)
@@ -190,6 +209,8 @@ def _governing(args) -> list[str]:
     flags = [f"--max-running={args.max_running}"] if args.max_running else []
     flags += [f"--memory-budget={args.memory_budget}"] if args.memory_budget else []
     flags += ["--switch-root"] if args.switch_root else []
+    flags += [f"--ray={args.ray}"] if args.ray else []
+    flags += [f"--ray-place={moniker}={node}" for moniker, node in args.ray_place]
     return flags + (["--watch"] if args.watch else [])
 
 

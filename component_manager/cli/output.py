@@ -111,6 +111,8 @@ def format_route(report: dict, enabled: bool = False) -> str:
     status = report["status"]
     colour = {"ok": "green", "unavailable": "yellow"}.get(status, "red")
     where = f" (from {report['source_moniker']})" if report.get("source_moniker") else ""
+    if report.get("source_node"):
+        where = where[:-1] + f" on Ray node {report['source_node']})"
     head = f"{report['direction']} {report['kind']} {report['capability']}: {paint(status, colour, enabled)}{where}"
     hops = report.get("hops", [])
     width = max((len(h["moniker"]) for h in hops), default=0)

@@ -84,7 +84,13 @@ def _print_instances(args, formatter) -> int:
 
 
 def format_list(rows: list[dict], colour: bool = False) -> str:
-    """MONIKER STATUS PID ID URL; STATUS is running/stopped/failed/... in its colour."""
+    """MONIKER STATUS PID ID URL; STATUS is running/stopped/failed/... in its colour. A NODE
+    column (before URL) when some program runs on a Ray node."""
+    if any(r.get("node") for r in rows):
+        cells = [[r["moniker"], state_label(r), str(r["pid"] or "-"), r["instance_id"][:12], r.get("node") or "-",
+                  r["url"]] for r in rows]
+        colours = [[None, state_colour(r), None, "dim", None, None] for r in rows]
+        return table(["MONIKER", "STATUS", "PID", "ID", "NODE", "URL"], cells, colours, colour)
     cells = [[r["moniker"], state_label(r), str(r["pid"] or "-"), r["instance_id"][:12], r["url"]] for r in rows]
     colours = [[None, state_colour(r), None, "dim", None] for r in rows]
     return table(["MONIKER", "STATUS", "PID", "ID", "URL"], cells, colours, colour)
@@ -147,6 +153,8 @@ def format_show(info: dict) -> str:
     if info["pid"]:
         uptime = time.time() - (info["started_at"] or time.time())
         lines.append(f"{'PID':<16}{info['pid']} (up {uptime:.1f}s)")
+    if info.get("node"):
+        lines.append(f"{'Node':<16}{info['node']} (Ray)")
     if info.get("uid") is not None:
         lines.append(f"{'Uid':<16}{info['uid']} (its own)")
     if info["start_reason"]:

@@ -108,6 +108,8 @@ def _set_program(b, p: ProgramDecl) -> None:
     for name in ("start", "failure", "exit"):
         _set_commands(on, name, getattr(p.on, name))
     b.maxRunTimeMs = p.max_run_time_ms
+    b.node = p.node
+    _set_pairs(b, "resources", [(k, repr(v)) for k, v in p.resources], as_json=False)
 
 
 def _set_restart(b, r: RestartDecl) -> None:
@@ -265,7 +267,7 @@ _M = _fields(_Manifest, "hasProgram", "program", "capabilities", "uses", "offers
 _PROGRAM = _fields(_SCHEMA.Program, "runner", "module", "binary", "entry", "args", "env",
                    "stopEvent", "ready", "startTimeoutMs", "stopTimeoutMs", "idleTimeoutMs",
                    "memoryLimitBytes", "cpuLimit", "pidsLimit", "openFilesLimit", "priority")
-_POLICY = _fields(_SCHEMA.Program, "restart", "health", "hooks", "on", "maxRunTimeMs")
+_POLICY = _fields(_SCHEMA.Program, "restart", "health", "hooks", "on", "maxRunTimeMs", "node", "resources")
 _RESTART = _fields(_SCHEMA.Restart, "policy", "initialDelayMs", "maxDelayMs", "resetAfterMs",
                    "maxRestarts", "withinMs", "escalate")
 _CAP = _fields(_SCHEMA.Capability, "kind", "name", "path", "type", "value")
@@ -330,11 +332,13 @@ def _read_program(r) -> ProgramDecl:
     values = [r._get_by_field(f) for f in _PROGRAM]
     values[4] = tuple(values[4]) if r._has_by_field(_PROGRAM[4]) else ()
     values[5] = _pairs(values[5], str) if r._has_by_field(_PROGRAM[5]) else ()
-    restart, health, hooks, on, max_run_time = _POLICY
+    restart, health, hooks, on, max_run_time, node, resources = _POLICY
     return ProgramDecl(*values, restart=_plain(r._get_by_field(restart), _RESTART, RestartDecl),
                        health=_health(r._get_by_field(health)) if r._has_by_field(health) else None,
                        hooks=_hooks(r._get_by_field(hooks)), on=_triggers(r._get_by_field(on)),
-                       max_run_time_ms=r._get_by_field(max_run_time))
+                       max_run_time_ms=r._get_by_field(max_run_time), node=r._get_by_field(node),
+                       resources=_pairs(r._get_by_field(resources), float)
+                       if r._has_by_field(resources) else ())
 
 
 def _commands(words) -> tuple[tuple[str, ...], ...]:

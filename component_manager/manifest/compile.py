@@ -101,6 +101,8 @@ def _program(p: schema.Program, capabilities) -> ProgramDecl:
         hooks=_hooks(p.hooks) if p.hooks else d.hooks,
         on=_triggers(p.on) if p.on else d.on,
         max_run_time_ms=_ms(p.max_run_time, 0),
+        node=p.node or "",
+        resources=tuple(sorted((k, float(v)) for k, v in (p.resources or {}).items())),
     )
 
 

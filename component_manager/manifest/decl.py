@@ -37,7 +37,7 @@ __all__ = [
 
 CapabilityKind = Literal["protocol", "storage", "config", "directory"]
 CAPABILITY_KINDS: tuple[str, ...] = ("protocol", "storage", "config", "directory")
-RUNNERS: tuple[str, ...] = ("python", "process", "inproc", "local")
+RUNNERS: tuple[str, ...] = ("python", "process", "inproc", "local", "ray")
 
 # Where a route step comes from. "child" and "collection" carry the child/collection name
 # in ``source_child``; "void" offers an optional capability that nobody provides.
@@ -134,6 +134,8 @@ class ProgramDecl:
     hooks: HooksDecl = HooksDecl()
     on: TriggersDecl = TriggersDecl()
     max_run_time_ms: int = 0  # 0: no limit
+    node: str = ""  # ray runner: the Ray node to run on, by its cm-node label ("": any)
+    resources: tuple[tuple[str, float], ...] = ()  # ray runner: Ray resources, e.g. (("CPU", 1.0),)
 
 
 @dataclass(frozen=True, slots=True)

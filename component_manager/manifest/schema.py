@@ -202,6 +202,8 @@ class Program(_Model):
     hooks: Hooks | None = None
     on: Triggers | None = None
     max_run_time: Duration | None = None
+    node: str | None = None  # ray runner: run on the Ray node with this cm-node label
+    resources: dict[str, float] | None = None  # ray runner: Ray resources, e.g. {"CPU": 1}
 
     @field_validator("start_timeout", "stop_timeout", "idle_timeout")
     @classmethod

@@ -40,7 +40,9 @@ _LOCAL_ENTRY = re.compile(r"unix:/\S+#[-_.a-z0-9]{1,100}")
 _INT_RANGES = {f"{s}int{b}": ((0, 2**b - 1) if s else (-(2 ** (b - 1)), 2 ** (b - 1) - 1))
                for s in ("u", "") for b in (8, 16, 32, 64)}
 CONFIG_TYPES = ("bool", *_INT_RANGES, "string", "vector")
-_RUNNER_KEY = {"python": "module", "process": "binary", "inproc": "entry", "local": "entry"}
+_RUNNER_KEY = {"python": "module", "process": "binary", "inproc": "entry", "local": "entry", "ray": "module"}
+_RAY_NODE = re.compile(r"[-_.A-Za-z0-9]{1,63}")  # a cm-node label value (docs/scale-out.md)
+_RAY_RESOURCE = re.compile(r"[A-Za-z_][-_.:/A-Za-z0-9]{0,99}")
 _ANY_TEXT = {("config", "default"), ("capabilities", "value"), ("children", "config")}
 _SECTIONS = {"capabilities": schema.Capability, "use": schema.Use, "offer": schema.Offer,
              "expose": schema.Expose, "children": schema.Child, "collections": schema.Collection}
@@ -285,13 +287,33 @@ class _Cross:
         if p.runner == "local" and p.entry and not _LOCAL_ENTRY.fullmatch(p.entry):
             self.add(("program", "entry"), f"invalid entry {p.entry!r}: expected \"unix:/path/to/socket#name\"")
         self.limits(p)
+        self.placement(p)
         if p.health is not None:
             self.health(p.health)
+
+    def placement(self, p) -> None:
+        """``node`` and ``resources`` place a program on a Ray node: the ray runner's only."""
+        for key in ("node", "resources"):
+            if getattr(p, key) is not None and p.runner != "ray":
+                self.add(("program", key), f"'{key}' is for the ray runner, not {p.runner}")
+        if p.runner != "ray":
+            return
+        if p.node is not None and not _RAY_NODE.fullmatch(p.node):
+            self.add(("program", "node"), f"invalid node {p.node!r}: a cm-node label, 1-63 of [-_.A-Za-z0-9]")
+        for name, amount in (p.resources or {}).items():
+            if not _RAY_RESOURCE.fullmatch(name):
+                self.add(("program", "resources", name), f"invalid Ray resource name {name!r}")
+            elif not 0 <= amount <= 1e6 or amount != amount:
+                self.add(("program", "resources", name), f"resource {name!r}: {amount} is not within 0..1000000")
 
     def limits(self, p) -> None:
         """Limits are kernel limits on a process: the in-process runners cannot have them."""
         limited = p.memory_limit is not None or (p.limits is not None and p.limits.model_fields_set)
-        if limited and p.runner in ("inproc", "local"):
+        if limited and p.runner == "ray":
+            key = "limits" if p.limits is not None else "memory_limit"
+            self.add(("program", key), "the ray runner cannot enforce limits on a Ray node; "
+                     "use resources (Ray's own accounting) or the python runner")
+        elif limited and p.runner in ("inproc", "local"):
             key = "limits" if p.limits is not None else "memory_limit"
             self.add(("program", key), f"the {p.runner} runner runs inside another process; "
                      "limits need the python or process runner")

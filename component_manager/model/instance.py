@@ -51,6 +51,7 @@ class Run:
     frozen_by: str = ""  # how a pause froze it: "cgroup" (the freezer) or "signal" (SIGSTOP)
     resumed: asyncio.Event | None = None  # set when a pause ends; connects wait on it, in order
     files_stamp: tuple = ()  # its program files as launched (runners/files.py), for reload
+    node: str = ""  # the Ray node it runs on (ray runner); "" on the manager's host
 
     @property
     def pid(self) -> int:

@@ -63,6 +63,7 @@ class Model:
         self.mark = tag_of(self.log_dir)  # in its programs' environment: CM_INSTANCE_MARK
         self.cgroups = None  # runners.cgroups' Hierarchy when the manager has one (set by it)
         self.cgroup_tag = tag_of(self.log_dir)  # names this manager's folder of cgroups
+        self.placements: dict[str, str] = {}  # moniker -> Ray node (cm manager run --ray-place)
         self.pre_start_hooks: list = []  # filled by policy.Policies (hooks.py)
         self.post_stop_hooks: list = []
         self.root: Instance | None = None

@@ -39,6 +39,7 @@ class StopReason(enum.StrEnum):
     HEALTH_CHECK_FAILED = "health_check_failed"
     START_FAILED = "start_failed"
     RUN_TIME_EXCEEDED = "run_time_exceeded"
+    NODE_LOST = "node_lost"  # the Ray node it ran on was lost (ray runner)
 
     def for_children(self) -> StopReason:
         """The reason a parent's stop gives its children: shutdown and destroy pass through."""
@@ -55,7 +56,7 @@ class Disposition(enum.StrEnum):
 
 # Reasons that mean the program failed, whatever its exit; an exit is a failure when non-zero.
 FAILURES = frozenset({StopReason.CRASHED, StopReason.START_FAILED, StopReason.HEALTH_CHECK_FAILED,
-                      StopReason.RESOURCE_LIMIT, StopReason.RUN_TIME_EXCEEDED})
+                      StopReason.RESOURCE_LIMIT, StopReason.RUN_TIME_EXCEEDED, StopReason.NODE_LOST})
 
 
 @dataclass(frozen=True, slots=True)

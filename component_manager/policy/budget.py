@@ -71,6 +71,8 @@ def charge(inst) -> int:
     program = inst.decl.program
     if program.memory_limit_bytes or inst.run is None or inst.run.program is None:
         return program.memory_limit_bytes
+    if inst.run.node:  # on a Ray node: its memory is not this host's (Ray accounts for it)
+        return 0
     limits = getattr(inst.run.program, "limits", None)
     return (limits.usage() if limits is not None else usage_of(inst.run.pid))["memory_bytes"]
 

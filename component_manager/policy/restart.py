@@ -38,7 +38,7 @@ __all__ = ["cancel", "covers", "effective", "next_delay", "on_started", "on_stop
 
 # Failures any restart policy but "never" restarts after; "always" adds a clean exit.
 ON_FAILURE = frozenset({StopReason.CRASHED, StopReason.HEALTH_CHECK_FAILED, StopReason.RESOURCE_LIMIT,
-                        StopReason.START_FAILED, StopReason.RUN_TIME_EXCEEDED})
+                        StopReason.START_FAILED, StopReason.RUN_TIME_EXCEEDED, StopReason.NODE_LOST})
 JITTER = 0.1  # each delay is drawn from +-10% of its nominal value (never above max_delay)
 # (jitter keeps instances that failed together from all restarting in the same instant)
 _STOPPING = (ActionKind.STOP, ActionKind.SHUTDOWN, ActionKind.DESTROY)

@@ -4,6 +4,7 @@
     process  any executable, relative to the package directory          (process.py)
     inproc   a coroutine function run as a task in the manager's loop   (inproc.py)
     local    a coroutine in a test process, launched over its socket    (local.py)
+    ray      a python module on a Ray node, supervised by an actor      (ray_runner.py)
 
 Example::
 
@@ -38,8 +39,9 @@ def _runners() -> dict:
     from .local import LocalRunner
     from .process import ProcessRunner
     from .python import PythonRunner
+    from .ray_runner import RayRunner  # imports no Ray: that happens at --ray
 
-    runners = (PythonRunner(), ProcessRunner(), InprocRunner(), LocalRunner())
+    runners = (PythonRunner(), ProcessRunner(), InprocRunner(), LocalRunner(), RayRunner())
     return {runner.name: runner for runner in runners}
 
 

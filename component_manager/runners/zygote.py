@@ -4,9 +4,10 @@ A plain start (``sys.executable -m module``) spends ~100 ms starting an interpre
 importing grpc, protobuf and the SDK before the program does anything. The zygote is one
 interpreter that has imported all of that once and then forks a child per start (~1.5 ms,
 measured on these machines); the child becomes the program exactly as ``python -m module``
-would have made it. It never creates a gRPC channel, server or thread before it forks
-(forking those is unsafe), and it configures nothing a program might set up itself (no
-logging handlers, no event loop).
+would have made it. No gRPC channel, server or thread is alive when it forks (forking
+those is unsafe): it starts and stops one server once, at startup, and waits until gRPC has
+ended its threads (``_warm_grpc``: gRPC's once-per-process work is then inherited). It
+configures nothing a program might set up itself (no logging handlers, no event loop).
 
 Run as ``sys.executable -P -m component_manager.runners.zygote FD`` by the manager
 (``zygote_client.py``), FD being its end of a ``SOCK_SEQPACKET`` socketpair. One JSON
@@ -47,8 +48,11 @@ Choices, and why:
   not kept waiting for the child's setup, and no program can run without the manager
   having its pid. A signal sent before the child's ``setsid`` reaches it by pidfd.
 - A spare child forked while idle takes the fork (~1-2 ms) off the start's critical path.
-  It does not copy ahead the pages it shares copy-on-write with the zygote: that saved
-  ~3 ms of page faults per start but made each program own ~19 MB instead of ~7 MB (PSS).
+  While it waits, it copies ahead the pages a served program writes first (learned from
+  the warm-up, ``pages.py``; ~1,400 pages, each a fault of 5-14 us otherwise), stopping
+  as soon as a launch is waiting: an SDK server then owns ~1 MB more (PSS 11.9 -> 12.9 MB
+  here), pages it would mostly have copied anyway. Not all of the zygote's pages: that
+  also saved ~3 ms, but made each program own ~19 MB instead of ~7 MB.
 - It runs with ``-P`` (no script directory on ``sys.path``), so a child's ``sys.path`` is
   exactly ``[cwd] + PYTHONPATH + the zygote's own base path``, as ``python -m`` builds it.
 
@@ -72,6 +76,7 @@ out of the garbage collector (``gc.freeze``, which keeps copy-on-write pages sha
 from __future__ import annotations
 
 import array
+import asyncio
 import gc
 import importlib
 import json
@@ -80,17 +85,22 @@ import select
 import signal
 import socket
 import sys
+import time
 
+from . import pages
 from . import zygote_child as child
 
 PRELOAD = ("asyncio", "json", "runpy", "threading", "atexit", "ctypes", "grpc", "grpc.aio",
            "google.protobuf", "lmdb", "component_manager.sdk", "component_manager.storage.areas",
            "component_manager.runners.isolation", "component_manager.runners.landlock")
+# By name, as PRELOAD: what a program would run, not a layer the runners use (sdk imports runners)
+WARM_UP = "component_manager.sdk._warm_up"
 MAX_MESSAGE = 1 << 20
 # Fork the next spare once no request came for this long: soon, because a program that was
 # just started often connects at once to a provider that must start too.
 SPARE_AFTER_IDLE_MS = 5
 SPARE_RETRY_MS = 1000  # after a failed fork (EAGAIN, ENOMEM)
+GRPC_THREADS_END_S = 2.0  # after the warm-up (_warm_grpc); they end within ~1 ms here
 _GO = b"g"
 
 
@@ -100,6 +110,13 @@ def main() -> int:
     control = socket.socket(fileno=int(sys.argv[1]))
     dispositions = _signal_dispositions()  # as inherited: what a fresh interpreter would have
     _preload()
+    gc.collect()
+    gc.freeze()  # before the warm-up: what it writes then is what a program would write
+    hot_pages = _warm_grpc()
+    if hot_pages is None:
+        print("zygote: gRPC still runs threads after its warm-up; a fork now would be unsafe",
+              file=sys.stderr, flush=True)
+        return 1
     origins = _module_origins()
     gc.collect()
     gc.freeze()
@@ -107,7 +124,7 @@ def main() -> int:
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd does the work
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C on the manager's terminal is its own
-    zygote = ForkServer(control, dispositions, origins, (wake_r, wake_w))
+    zygote = ForkServer(control, dispositions, origins, (wake_r, wake_w), hot_pages)
     try:
         _send(control, {"ready": os.getpid()})
         return zygote.serve()
@@ -121,6 +138,42 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError as e:  # an optional module: the children import it themselves
             print(f"zygote: not preloading {name}: {e}", file=sys.stderr, flush=True)
+
+
+def _warm_grpc() -> list[tuple[int, int]] | None:
+    """Serve one call through the SDK (a server and a channel to it, on an abstract socket),
+    stop both, and wait until gRPC has ended every thread it made. Returns the runs of pages
+    that it wrote (``pages.Touched``; [] where they cannot be told), or None if gRPC still
+    runs threads after ``GRPC_THREADS_END_S`` (then the zygote must not fork).
+
+    Why: what gRPC does once per process is then done once, here, and inherited by every
+    child instead of done at the first call of each. Above all, abseil measures the cycle
+    counter's rate the first time a thread waits on a contended lock, which every new
+    server's first call does: it sleeps 1 + 2 ms or more for that (the kernel here exports
+    no ``tsc_freq_khz``), ~3 ms of a cold lazy start. And the pages written here are the
+    ones a served program writes first: each spare copies them ahead (``pages.copy_ahead``).
+    Nothing of gRPC is left at a fork: no server, channel or thread (module docstring)."""
+    try:
+        warm_up = importlib.import_module(WARM_UP).warm_up
+    except ImportError:  # no grpc: a child that needs it imports it (and pays for it) itself
+        return []
+    try:
+        touched = pages.Touched.begin()
+    except OSError:  # no pagemap: nothing is copied ahead
+        touched = None
+    try:
+        asyncio.run(warm_up(f"unix-abstract:cm-zygote-{os.getpid()}-{os.urandom(6).hex()}"))
+    except Exception as e:  # noqa: BLE001 - children then pay for it themselves; the log says why
+        print(f"zygote: gRPC warm-up failed: {e!r}", file=sys.stderr, flush=True)
+    finally:
+        runs = touched.end() if touched is not None else []
+    gc.collect()  # the server's last reference: gRPC shuts down and ends its threads
+    deadline = time.monotonic() + GRPC_THREADS_END_S
+    while len(os.listdir("/proc/self/task")) > 1:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.001)  # native threads: nothing to join or wait on from Python
+    return runs
 
 
 def _signal_dispositions() -> dict[int, object]:
@@ -154,8 +207,12 @@ class ForkServer:
     signals, descriptors) and waits on its own socket for a launch, so that a start does not
     wait for a fork. Without a spare (a burst of starts), a launch forks a fresh child."""
 
-    def __init__(self, control: socket.socket, dispositions, origins, wake_pipe):
+    def __init__(self, control: socket.socket, dispositions, origins, wake_pipe, hot_pages=()):
         self.control = control
+        self.hot_pages = hot_pages  # what a spare copies ahead (pages.copy_ahead)
+        self.own_pages: list | None = None  # what the zygote copies ahead (learn_own_pages)
+        self.learning: pages.Touched | None = None
+        self.spare_launched = False  # since the last fork
         self.dispositions = dispositions
         self.origins = origins
         self.wake_pipe = wake_pipe
@@ -196,6 +253,7 @@ class ForkServer:
                 _send(self.control, {"exit": pid, "status": status})
 
     def fork_spare(self) -> None:
+        self.learn_own_pages(ending=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         sys.stdout.flush()  # nothing of ours may be flushed later into a child's log
         sys.stderr.flush()
@@ -212,6 +270,27 @@ class ForkServer:
             _serve_as_spare(self, theirs)  # never returns
         theirs.close()
         self.spare = (pid, ours)
+        self.spare_launched = False
+        self.learn_own_pages(ending=False)
+        pages.copy_ahead(self.own_pages or [], lambda: _readable(self.control))
+
+    def learn_own_pages(self, ending: bool) -> None:
+        """Right after a fork every page is shared again, and the zygote's own first writes to
+        each (~300 while it hands a launch on and says "go": ~1 ms here) would be copies on
+        the start's path. So after each spare's fork it copies them ahead, while idle. Which
+        pages: those it writes in one whole cycle, from a spare's fork through that spare's
+        launch to the next fork, learned once (``pages.Touched`` begun after the one fork,
+        ended before the next: a fork shares the pages again)."""
+        if self.own_pages is not None:
+            return
+        try:
+            if ending and self.learning is not None and self.spare_launched:
+                learning, self.learning = self.learning, None
+                self.own_pages = learning.end()
+            elif not ending and self.learning is None:
+                self.learning = pages.Touched.begin()
+        except OSError:
+            self.own_pages = []
 
     def handle_request(self) -> bool:
         """Serve one message; False when the manager has closed its end."""
@@ -264,6 +343,7 @@ class ForkServer:
         except OSError:
             channel.close()
             return False  # it died; reap() will collect it
+        self.spare_launched = True
         self.answer_launch(number, pid)
         self.go_or_hold(request, pid, lambda: channel.send(_GO), channel.close)
         return True
@@ -328,6 +408,10 @@ def _go_pipe(startup_fd: int) -> tuple[int, int]:
         os.close(go_r)
         go_r = moved
     return go_r, go_w
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def _drain(fd: int) -> None:
@@ -418,6 +502,7 @@ def _serve_as_spare(server: ForkServer, channel: socket.socket):
     """A spare: leave the zygote now, then wait for a launch and its "go". Never returns."""
     try:
         child.leave_zygote(server.dispositions, server.control, (channel.fileno(),))
+        pages.copy_ahead(server.hot_pages, lambda: _readable(channel))  # a launch goes first
         data, ancillary, _flags, _ = channel.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(2 * 4))
         if not data:
             os._exit(0)  # the zygote is gone: nothing to become

@@ -42,7 +42,7 @@ from ..storage.topology import TopologyStore
 
 __all__ = ["EventWatch", "ManagerProcess", "cm_executable", "pid_alive"]
 
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0  # a manager with --ray local:N starts a Ray cluster first (4-10 s here)
 
 
 def pid_alive(pid: int) -> bool:

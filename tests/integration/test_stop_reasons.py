@@ -120,10 +120,11 @@ PROVOKE = {
 ALL_REASONS = ("requested idle parent_stopping package_updated resource_limit evicted destroying "
                "system_shutdown exited crashed health_check_failed start_failed run_time_exceeded").split()
 REASONS = ALL_REASONS
+ELSEWHERE = {"node_lost": "tests/integration/test_ray.py: needs a Ray cluster"}  # provoked there
 
 
 def test_the_table_names_every_stop_reason():
-    assert set(ALL_REASONS) >= {r.value for r in StopReason} and len(ALL_REASONS) == 13
+    assert set(ALL_REASONS) | set(ELSEWHERE) >= {r.value for r in StopReason} and len(ALL_REASONS) == 13
 
 
 @pytest.mark.parametrize("reason", REASONS)

@@ -12,7 +12,7 @@ TEXT = st.text(max_size=30)  # any text: quotes, newlines, control characters, a
 FIELDS = st.fixed_dictionaries(
     {"moniker": TEXT, "url": TEXT, "instance_id": TEXT, "state": TEXT, "execution_state": TEXT, "status": TEXT},
     optional={"incarnation": st.integers(0, 2**32), "pid": st.integers(0, 2**31 - 1), "last_stop_reason": TEXT,
-              "last_stop_disposition": TEXT, "status_detail": TEXT})
+              "last_stop_disposition": TEXT, "status_detail": TEXT, "node": TEXT})
 
 
 @given(FIELDS)

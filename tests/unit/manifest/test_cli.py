@@ -68,7 +68,7 @@ def test_compile_failure_writes_nothing(tmp_path):
     bad.write_text('{ program: { runner: "elf" } }')
     r = cm("compile", bad, "-o", tmp_path / "bad.cm")
     assert r.returncode == 1 and not (tmp_path / "bad.cm").exists()
-    assert r.stderr.strip() == f"{bad}:1: program.runner: unknown runner 'elf' (this manager has python, process, inproc, local)"
+    assert r.stderr.strip() == f"{bad}:1: program.runner: unknown runner 'elf' (this manager has python, process, inproc, local, ray)"
 
 
 def test_format_in_place_is_canonical(tmp_path):

@@ -56,6 +56,13 @@ def test_program_settings_normalize():
     assert p.env == (("A", "1"), ("B", "2")) and p.args == ("-v",)
 
 
+def test_ray_placement_compiles_and_round_trips():
+    decl = compile_text('{ program: { runner: "ray", module: "m", node: "node1", resources: { GPU: 1, CPU: 0.5 } } }')
+    p = decl.program
+    assert (p.runner, p.module, p.node, p.resources) == ("ray", "m", "node1", (("CPU", 0.5), ("GPU", 1.0)))
+    assert decode(encode(decl)).program == p
+
+
 def test_include_merges_lists_dedups_and_points_errors_into_the_shard(tmp_path):
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "log.shard.cml").write_text(

@@ -12,7 +12,8 @@ from component_manager.model.states import ExecutionState, State
 from component_manager.policy.restart import covers, next_delay
 
 R = StopReason
-FAILURES = {R.CRASHED, R.HEALTH_CHECK_FAILED, R.RESOURCE_LIMIT, R.START_FAILED, R.RUN_TIME_EXCEEDED}
+FAILURES = {R.CRASHED, R.HEALTH_CHECK_FAILED, R.RESOURCE_LIMIT, R.START_FAILED, R.RUN_TIME_EXCEEDED,
+            R.NODE_LOST}
 
 
 def record(reason: StopReason, exit_code: int | None = None) -> StopRecord:

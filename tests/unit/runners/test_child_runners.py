@@ -30,8 +30,8 @@ async def _pidfd_exited(pid: int, timeout: float) -> None:
         os.close(fd)
 
 
-def test_registry_has_the_four_runners():
-    assert sorted(RUNNERS) == ["inproc", "local", "process", "python"]
+def test_registry_has_the_five_runners():
+    assert sorted(RUNNERS) == ["inproc", "local", "process", "python", "ray"]
     with pytest.raises(StartError, match="unknown runner 'java'"):
         get_runner("java")
 
