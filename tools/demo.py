@@ -2,7 +2,8 @@
 
 Shows lazy start through a capability route, the idle stop, state that survives stop, start
 and a manager restart, a program adopted by a manager that replaced a killed one, a
-destroyed dynamic child coming back as a new identity, a paused
+destroyed dynamic child coming back as a new identity, many instances started and
+stopped by one request, a storage backup restored, a paused
 server whose client waits until it is resumed, a reload that restarts only the component
 whose manifest changed, the governing policies (a crash restarted after a back-off, a
 failing liveness probe), and `cm doctor`; it ends by saying how to open `cm ui` and `cm graph`
@@ -43,6 +44,24 @@ def run(manager: ManagerProcess, *args: str, ok: tuple[int, ...] = (0,)) -> str:
         raise SystemExit(f"demo failed: cm {' '.join(args)} exited {result.returncode}")
     return result.stdout
 
+
+
+def many_at_once(manager: ManagerProcess) -> None:
+    """One request for many instances, and a backup of storage that a restore brings back."""
+    step("many at once: two more workers, all started by one request (a pattern), all stopped by one")
+    run(manager, "create", "/workers:c2", "counter/counter.cml")
+    run(manager, "create", "/workers:c3", "counter/counter.cml")
+    run(manager, "start", "/workers:*")
+    run(manager, "stop", "/workers:*")
+    step("a backup: snapshot the counter's storage, count on, restore: the count goes back")
+    run(manager, "storage", "snapshot", "/counter")
+    run(manager, "stop", "/counter")
+    run(manager, "start", "/counter")
+    run(manager, "stop", "/counter")
+    run(manager, "storage", "restore", "/counter")
+    run(manager, "start", "/counter")
+    run(manager, "logs", "/counter", "-n", "3")
+    run(manager, "show", "/counter")
 
 
 def keep_running(manager: ManagerProcess) -> None:
@@ -134,6 +153,7 @@ def main() -> int:
         run(manager, "create", "/workers:c1", "counter/counter.cml")
         run(manager, "start", "/workers:c1")
         run(manager, "logs", "/workers:c1")
+        many_at_once(manager)
         keep_running(manager)
         run(manager, "list")
         step("anything wrong? (exit 1 if so, each problem with what to run next)")
