@@ -340,17 +340,17 @@ class LifecycleServicer(pb_grpc.LifecycleControllerServicer):
 
     @reports_errors
     async def SnapshotStorage(self, request, context):
-        inst = self.model.find(request.moniker)
-        await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
-        info, areas = await actions.snapshot_storage(self.model, inst, _storage_names(inst))
-        return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
-                                       snapshot=storage_snapshot(info), areas=areas)
+        return await self._storage_copy(request.moniker, actions.snapshot_storage)
 
     @reports_errors
     async def RestoreStorage(self, request, context):
-        inst = self.model.find(request.moniker)
+        return await self._storage_copy(request.moniker, actions.restore_storage)
+
+    async def _storage_copy(self, moniker: str, action) -> pb.SnapshotStorageReply:
+        """Snapshot or restore (``action``) the storage of ``moniker``."""
+        inst = self.model.find(moniker)
         await actions.resolve_async(self.model, inst)  # the storage it uses is in its manifest
-        info, areas = await actions.restore_storage(self.model, inst, _storage_names(inst))
+        info, areas = await action(self.model, inst, _storage_names(inst))
         return pb.SnapshotStorageReply(moniker=inst.moniker_text, instance_id=inst.instance_id,
                                        snapshot=storage_snapshot(info), areas=areas)
 
