@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..manifest.decl import ProgramDecl
+from .procinfo import ProcessIdentity  # here: /proc alone, light enough for a Ray node
 from .startup import StartupInfo
 
 __all__ = ["ExitStatus", "LaunchSpec", "Program", "ProcessIdentity", "Runner", "WatchedProcess"]
@@ -40,17 +41,6 @@ class ExitStatus:
     @property
     def signal_name(self) -> str:
         return _signal.Signals(self.signal).name if self.signal else ""
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessIdentity:
-    """A process as the kernel knows it across our own restarts: a bare pid can be reused,
-    (pid, start time in clock ticks since boot, boot id) cannot. ``pgid`` is its group."""
-
-    pid: int
-    pgid: int
-    start_ticks: int
-    boot_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,27 @@ from __future__ import annotations
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .base import ProcessIdentity
-
-__all__ = ["ENV_MARK", "boot_id", "identity_of", "is_alive", "kill_group", "kill_pids", "marked"]
+__all__ = ["ENV_MARK", "ProcessIdentity", "boot_id", "identity_of", "is_alive", "kill_group", "kill_pids", "marked"]
 
 ENV_MARK = "CM_INSTANCE_MARK"  # "<manager mark>/<instance id>", in every program's environment
 
 _PROC = Path("/proc")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """A process as the kernel knows it across our own restarts: a bare pid can be reused,
+    (pid, start time in clock ticks since boot, boot id) cannot. ``pgid`` is its group."""
+
+    pid: int
+    pgid: int
+    start_ticks: int
+    boot_id: str
+
+
 _boot_id: str | None = None
 
 

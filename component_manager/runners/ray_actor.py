@@ -31,10 +31,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .procinfo import identity_of
+from .startup import ENV_STARTUP_FD, SERVING
+
 __all__ = ["NODE_LABEL", "ProgramActor", "node_areas"]
 
 NODE_LABEL = "cm-node"  # the Ray node label that names a node for `program.node`
-_SERVING = b"serving"
 
 
 def node_areas(areas_root: str, node: str, instance_id: str) -> Path:
@@ -94,7 +96,7 @@ class ProgramActor:
         ours.sendall(json.dumps(startup, separators=(",", ":")).encode())
         ours.shutdown(socket.SHUT_WR)
         gate_r, gate_w = os.pipe2(os.O_CLOEXEC)
-        env = {**os.environ, **request["env"], "CM_STARTUP_FD": str(theirs.fileno())}
+        env = {**os.environ, **request["env"], ENV_STARTUP_FD: str(theirs.fileno())}
         log_path = Path(request["log_path"])
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         argv = [sys.executable, "-m", "component_manager.runners.ray_keeper", str(gate_r), "--",
@@ -114,11 +116,9 @@ class ProgramActor:
         loop.add_reader(pidfd, self._reap, pidfd)
         ours.setblocking(False)
         loop.add_reader(ours.fileno(), self._hear, ours)
-        stat = Path(f"/proc/{self._keeper.pid}/stat").read_text()
-        start_ticks = int(stat[stat.rindex(")") + 2:].split()[19])
-        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        return {"pid": self._keeper.pid, "pgid": self._keeper.pid, "start_ticks": start_ticks,
-                "boot_id": boot_id, "node": self.node_name, "host": self.host,
+        identity = identity_of(self._keeper.pid)
+        return {"pid": identity.pid, "pgid": identity.pgid, "start_ticks": identity.start_ticks,
+                "boot_id": identity.boot_id, "node": self.node_name, "host": self.host,
                 "serve_address": startup["serve_address"]}
 
     def _hear(self, ours: socket.socket) -> None:
@@ -131,7 +131,7 @@ class ProgramActor:
         asyncio.get_running_loop().remove_reader(ours.fileno())
         ours.close()
         if not self._serving.done():
-            self._serving.set_result(chunk.startswith(_SERVING))
+            self._serving.set_result(chunk.startswith(SERVING))
 
     def _reap(self, pidfd: int) -> None:
         asyncio.get_running_loop().remove_reader(pidfd)
