@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ..errors import CmError, InvalidArgument
 from .control import details, listing
 from .messages import show_dict, summary_json
 from .query_wire import MAX_REQUEST, header_line
-from .relay import admitted
+from .relay import admitted, serve_owner_only
 from .status import bounded, code_for
 
 log = logging.getLogger("component_manager.api")
@@ -54,13 +53,7 @@ class QueryServer:
         self._open: set[_Connection] = set()
 
     async def start(self) -> None:
-        self.path.unlink(missing_ok=True)
-        old_umask = os.umask(0o177)  # owner-only from the start, as manager.sock
-        try:
-            self._server = await asyncio.get_running_loop().create_unix_server(
-                lambda: _Connection(self), path=str(self.path))
-        finally:
-            os.umask(old_umask)
+        self._server = await serve_owner_only(self.path, lambda: _Connection(self))
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -66,7 +66,7 @@ from ..runners.isolation import make_non_dumpable
 
 log = logging.getLogger("component_manager.api")
 
-__all__ = ["ControlRelay", "HiddenSocket", "admitted", "peer_refusal", "make_non_dumpable"]
+__all__ = ["ControlRelay", "HiddenSocket", "admitted", "peer_refusal", "make_non_dumpable", "serve_owner_only"]
 
 _BUFFER = 1 << 20  # socket buffer sizes of relayed connections
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -152,6 +152,17 @@ def peer_refusal(pid: int, uid: int, program_sessions: Iterable[int], *,
     return ""
 
 
+async def serve_owner_only(path: Path, protocol_factory) -> asyncio.AbstractServer:
+    """A Unix socket server at ``path`` (replacing a stale socket), created owner-only (0600)
+    with no window in which another user could connect."""
+    path.unlink(missing_ok=True)
+    old_umask = os.umask(0o177)
+    try:
+        return await asyncio.get_running_loop().create_unix_server(protocol_factory, path=str(path))
+    finally:
+        os.umask(old_umask)
+
+
 def admitted(transport: asyncio.Transport, program_sessions: Callable[[], Iterable[int]], what: str) -> bool:
     """Whether the peer of a new connection may use ``what`` (``peer_refusal`` on its
     SO_PEERCRED); a refusal is logged. The control relay and the query socket both ask."""
@@ -182,13 +193,7 @@ class ControlRelay:
         self._open: set[_Side] = set()
 
     async def start(self) -> None:
-        self.listen_path.unlink(missing_ok=True)
-        old_umask = os.umask(0o177)  # the socket is created owner-only, with no window
-        try:
-            self._server = await asyncio.get_running_loop().create_unix_server(
-                lambda: _Downstream(self), path=str(self.listen_path))
-        finally:
-            os.umask(old_umask)
+        self._server = await serve_owner_only(self.listen_path, lambda: _Downstream(self))
 
     async def stop(self) -> None:
         if self._server is not None:
